@@ -1,0 +1,53 @@
+"""The embedded Kafka + Elasticsearch stand-in (noida-db, from PyPI) on loopback."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .processes import StackError, Supervisor, port_is_free, wait_for_port
+
+
+@dataclass(frozen=True)
+class Backends:
+    kafka_bootstrap: str
+    es_url: str
+
+
+def noida_binary() -> str:
+    found = shutil.which("noida-db") or str(Path(sys.executable).parent / "noida-db")
+    if not Path(found).exists():
+        raise StackError("noida-db is not installed: pip install 'lookalike[local]'")
+    return found
+
+
+def start_embedded(
+    supervisor: Supervisor, data_dir: Path, kafka_port: int, es_port: int, timeout: float = 60
+) -> Backends:
+    for name, port in (("Kafka", kafka_port), ("Elasticsearch", es_port)):
+        if not port_is_free(port):
+            raise StackError(f"port {port} for the embedded {name} is already in use")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    child = supervisor.start(
+        "noida-db",
+        [
+            noida_binary(),
+            "start",
+            "--only",
+            "kafka,elasticsearch",
+            "--kafka-port",
+            str(kafka_port),
+            "--elasticsearch-port",
+            str(es_port),
+            "--data-dir",
+            str(data_dir),
+        ],
+    )
+    try:
+        wait_for_port(kafka_port, child.proc, "noida-db (Kafka)", timeout)
+        wait_for_port(es_port, child.proc, "noida-db (Elasticsearch)", timeout)
+    except StackError as exc:
+        raise StackError(f"{exc}; last lines of {child.log_path}:\n{child.tail()}") from exc
+    return Backends(f"127.0.0.1:{kafka_port}", f"http://127.0.0.1:{es_port}")

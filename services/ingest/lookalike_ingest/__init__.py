@@ -1,0 +1,1 @@
+"""The ingest worker: catalogue events in, fingerprints and search documents out."""

@@ -1,0 +1,89 @@
+"""Wires the ingest worker: clients, process pool, health server, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import AsyncExitStack
+
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer
+from elasticsearch import AsyncElasticsearch
+from lookalike_shared.fetch import ImageFetcher, policy_from
+from lookalike_shared.http import add_health_routes, start_site
+from lookalike_shared.kafka import ensure_topics, make_producer, wait_for_kafka
+from lookalike_shared.pool import default_workers, make_pool, warm_pool
+from lookalike_shared.search_index import ensure_index, wait_for_elasticsearch
+
+from .handler import EventHandler
+from .settings import IngestSettings
+from .worker import IngestWorker
+
+log = logging.getLogger(__name__)
+
+
+async def run_ingest(settings: IngestSettings, ready: asyncio.Event | None = None) -> None:
+    """Run until SIGTERM/SIGINT (or the task is cancelled): drain, commit, return."""
+    state = {"reason": "STARTING"}
+    app = web.Application()
+    add_health_routes(app, lambda: None if state["reason"] == "" else state["reason"])
+    async with AsyncExitStack() as stack:
+        runner = await start_site(app, settings.bind_host, settings.ingest_port)
+        stack.push_async_callback(runner.cleanup)
+
+        workers = settings.pool_workers or default_workers()
+        pool = make_pool(workers)
+        stack.callback(pool.shutdown, cancel_futures=True)
+        await warm_pool(pool, workers)
+
+        state["reason"] = "BACKENDS-UNREACHABLE"
+        es = AsyncElasticsearch(settings.es_url, request_timeout=30)
+        stack.push_async_callback(es.close)
+        await wait_for_elasticsearch(es, timeout=120)
+        await wait_for_kafka(settings.kafka_bootstrap, timeout=120)
+        await ensure_topics(settings)
+        await ensure_index(es, settings.es_alias)
+
+        producer = make_producer(settings.kafka_bootstrap)
+        await producer.start()
+        stack.push_async_callback(producer.stop)
+        fetcher = ImageFetcher(policy_from(settings))
+        stack.push_async_callback(fetcher.close)
+
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=settings.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=600_000,
+        )
+        handler = EventHandler(settings, es, producer, fetcher, pool)
+        worker = IngestWorker(
+            consumer,
+            producer,
+            handler,
+            settings.dlq_topic,
+            settings.max_in_flight,
+            settings.batch_max_records,
+        )
+        consumer.subscribe([settings.catalogue_topic], listener=worker.rebalance_listener)
+        await consumer.start()
+        stack.push_async_callback(consumer.stop)
+
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, worker.stop)
+            except (NotImplementedError, RuntimeError):
+                pass  # not the main thread (tests run the worker in-process)
+        state["reason"] = ""
+        if ready is not None:
+            ready.set()
+        log.info("ingest worker running", extra={"topic": settings.catalogue_topic})
+        try:
+            await worker.run()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        log.info("ingest worker stopped", extra={"processed": worker.processed})

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from lookalike_shared.config import CommonSettings, split_csv
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+
+class IngestSettings(CommonSettings):
+    group_id: str = Field("lookalike-ingest", description="Kafka consumer group of the workers.")
+    bind_host: str = Field("0.0.0.0", description="Address of the health/metrics server.")
+    ingest_port: int = Field(8082, description="Port of /livez, /readyz and /metrics.")
+    file_root: str | None = Field(None, description="file:// URLs are allowed only below this.")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Image hosts allowed; empty allows any public host."
+    )
+    allow_private_networks: bool = Field(
+        False, description="Allow image URLs on loopback/private addresses (trusted setups only)."
+    )
+    fetch_timeout_seconds: float = 15.0
+    pool_workers: int = Field(0, description="Fingerprint processes; 0 means one per CPU.")
+    max_in_flight: int = Field(32, description="Images processed at once (different keys).")
+    batch_max_records: int = Field(500, description="Records taken per poll.")
+    fetch_max_attempts: int = Field(
+        5, description="Tries for a transient fetch failure before the event is dead-lettered."
+    )
+    backoff_base_seconds: float = 0.2
+    backoff_cap_seconds: float = 30.0
+
+    _split_hosts = field_validator("allowed_hosts", mode="before")(split_csv)

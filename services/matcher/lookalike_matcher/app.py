@@ -1,0 +1,129 @@
+"""The matcher's HTTP API (DESIGN.md): search by fingerprint or image, lookup, stats."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
+
+from aiohttp import web
+from lookalike_shared.contracts import MatcherSearchRequest, MatcherSearchResponse, MatcherStats
+from lookalike_shared.http import add_health_routes, error_response
+from lookalike_shared.imaging import ImageRejected
+from lookalike_shared.pool import fingerprint_in_pool, make_pool, warm_pool
+from pydantic import ValidationError
+
+from . import metrics
+from .index import FingerprintIndex
+from .replay import FingerprintReplay
+from .settings import MatcherSettings
+
+INDEX = web.AppKey("index", FingerprintIndex)
+REPLAY = web.AppKey("replay", FingerprintReplay)
+SETTINGS = web.AppKey("settings", MatcherSettings)
+POOL = web.AppKey("pool", ProcessPoolExecutor)
+
+
+def init_app(settings: MatcherSettings, index: FingerprintIndex | None = None) -> web.Application:
+    app = web.Application(client_max_size=settings.max_request_bytes)
+    app[SETTINGS] = settings
+    app[INDEX] = index or FingerprintIndex()
+    app[REPLAY] = FingerprintReplay(settings, app[INDEX])
+    app.cleanup_ctx.append(_replay_task)
+    app.cleanup_ctx.append(_process_pool)
+    add_health_routes(app, lambda: app[REPLAY].not_ready_reason)
+    app.router.add_post("/v1/search", search)
+    app.router.add_get("/v1/images/{image_id}", get_image)
+    app.router.add_get("/v1/stats", stats)
+    return app
+
+
+async def _replay_task(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[REPLAY].run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _process_pool(app: web.Application) -> AsyncIterator[None]:
+    workers = app[SETTINGS].pool_workers
+    pool = make_pool(workers)
+    await warm_pool(pool, workers)
+    app[POOL] = pool
+    yield
+    pool.shutdown(cancel_futures=True)
+
+
+async def search(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    if request.content_type.startswith("multipart/"):
+        parsed = await _request_from_upload(request)
+    else:
+        try:
+            parsed = MatcherSearchRequest.model_validate_json(await request.read())
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            return error_response(400, "invalid_request", f"{field}: {err['msg']}", field or None)
+    if isinstance(parsed, web.Response):
+        return parsed
+    index = request.app[INDEX]
+    with metrics.SEARCH_SECONDS.labels("hash").time():
+        matches = index.search(parsed.fingerprint, parsed.limit, parsed.include_similar)
+    total = time.perf_counter() - started
+    metrics.SEARCH_SECONDS.labels("total").observe(total)
+    body = MatcherSearchResponse(matches=matches, took_ms=round(total * 1000, 2), images=len(index))
+    return web.json_response(text=body.model_dump_json())
+
+
+async def _request_from_upload(request: web.Request) -> MatcherSearchRequest | web.Response:
+    data = None
+    limit = 20
+    async for part in await request.multipart():
+        if part.name == "image":
+            data = await part.read()  # type: ignore[union-attr]
+        elif part.name == "limit":
+            text = await part.text()  # type: ignore[union-attr]
+            if not text.isdigit() or not 1 <= int(text) <= 200:
+                return error_response(400, "invalid_request", "limit: 1..200", "limit")
+            limit = int(text)
+    if data is None:
+        return error_response(
+            400, "missing_image", "send the image in a field named 'image'", "image"
+        )
+    try:
+        with metrics.SEARCH_SECONDS.labels("fingerprint").time():
+            fingerprint = await fingerprint_in_pool(request.app[POOL], data)
+    except ImageRejected as exc:
+        return error_response(
+            422 if exc.code != "image_too_large" else 413, exc.code, str(exc), "image"
+        )
+    return MatcherSearchRequest(fingerprint=fingerprint, limit=limit)
+
+
+async def get_image(request: web.Request) -> web.Response:
+    image = request.app[INDEX].get(request.match_info["image_id"])
+    if image is None:
+        return error_response(404, "not_found", "no such image in this matcher")
+    return web.json_response(
+        {
+            "image_id": image.image_id,
+            "version": image.version,
+            "trim": image.trim.model_dump(),
+            "regions": len(image.region_boxes),
+        }
+    )
+
+
+async def stats(request: web.Request) -> web.Response:
+    replay = request.app[REPLAY]
+    body = MatcherStats(
+        images=len(request.app[INDEX]),
+        ready=replay.not_ready_reason is None,
+        reason=replay.not_ready_reason,
+        partitions=replay.partitions,
+    )
+    return web.json_response(body.model_dump())

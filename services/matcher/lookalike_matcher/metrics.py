@@ -1,0 +1,20 @@
+from prometheus_client import Gauge, Histogram
+
+INDEX_IMAGES = Gauge("lookalike_matcher_index_images", "Images in the index.")
+INDEX_ENTRIES = Gauge("lookalike_matcher_index_entries", "Hash entries (content and regions).")
+READY = Gauge("lookalike_matcher_ready", "1 when the index has caught up with the topic.")
+SEARCH_SECONDS = Histogram(
+    "lookalike_matcher_search_duration_seconds",
+    "Search time by stage: fingerprint (uploads only), hash, verify, total.",
+    ["stage"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+VERIFY_CANDIDATES = Histogram(
+    "lookalike_matcher_verify_candidates",
+    "Candidates sent to verification per query.",
+    buckets=(0, 1, 2, 5, 10, 20, 50, 100),
+)
+REPLAY_LAG_RECORDS = Gauge("lookalike_matcher_replay_lag_records", "Records not yet applied.")
+REPLAY_LAG_SECONDS = Gauge(
+    "lookalike_matcher_replay_lag_seconds", "Age of the oldest record not yet applied."
+)

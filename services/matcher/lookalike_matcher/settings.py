@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from lookalike_shared.config import CommonSettings, split_csv
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+
+class MatcherSettings(CommonSettings):
+    bind_host: str = Field("0.0.0.0", description="Address the HTTP API listens on.")
+    matcher_port: int = Field(8081, description="Port of the HTTP API.")
+    matcher_partitions: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description="Fingerprint-topic partitions this shard owns; empty means all (a replica).",
+    )
+    pool_workers: int = Field(1, description="Processes fingerprinting uploaded query images.")
+    max_request_bytes: int = Field(25 * 1024 * 1024, description="Largest request body accepted.")
+
+    _split = field_validator("matcher_partitions", mode="before")(split_csv)

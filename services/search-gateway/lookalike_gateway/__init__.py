@@ -1,0 +1,1 @@
+"""The search gateway: one streamed answer for an image, words and filters."""

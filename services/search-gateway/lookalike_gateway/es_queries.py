@@ -1,0 +1,121 @@
+"""Elasticsearch queries of a search: filters shared by all, keyword, look-alike (kNN on the
+colour-layout vector), hydration of the matcher's duplicates, and "more like this" lookup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from elasticsearch import AsyncElasticsearch, NotFoundError
+from lookalike_shared.contracts import Fingerprint
+from lookalike_shared.search_index import INTERNAL_FIELDS
+
+from .params import SearchParams
+
+
+def filter_clauses(params: SearchParams) -> list[dict[str, Any]]:
+    clauses: list[dict[str, Any]] = []
+    for color in params.colors:
+        clauses.append({"term": {"colors": color}})  # every chosen colour must be present
+    if params.format:
+        clauses.append({"terms": {"format": params.format}})
+    if params.orientation:
+        clauses.append({"term": {"orientation": params.orientation}})
+    if params.min_width:
+        clauses.append({"range": {"width": {"gte": params.min_width}}})
+    if params.min_height:
+        clauses.append({"range": {"height": {"gte": params.min_height}}})
+    years: dict[str, int] = {}
+    if params.year_from is not None:
+        years["gte"] = params.year_from
+    if params.year_to is not None:
+        years["lte"] = params.year_to
+    if years:
+        clauses.append({"range": {"year": years}})
+    return clauses
+
+
+def keyword_query(params: SearchParams) -> dict[str, Any]:
+    must: list[dict[str, Any]]
+    if params.q:
+        must = [
+            {
+                "multi_match": {
+                    "query": params.q,
+                    "fields": ["title^3", "creator^2", "medium", "tags^2"],
+                    "type": "best_fields",
+                }
+            }
+        ]
+    else:
+        must = [{"match_all": {}}]
+    return {"bool": {"must": must, "filter": filter_clauses(params)}}
+
+
+class CatalogueSearch:
+    def __init__(self, es: AsyncElasticsearch, alias: str) -> None:
+        self.es = es
+        self.alias = alias
+
+    async def keyword(self, params: SearchParams, size: int) -> list[dict[str, Any]]:
+        resp = await self.es.search(
+            index=self.alias,
+            query=keyword_query(params),
+            size=size,
+            source_excludes=INTERNAL_FIELDS,
+        )
+        return list(resp["hits"]["hits"])
+
+    async def similar(
+        self, params: SearchParams, layout: list[float], size: int
+    ) -> list[dict[str, Any]]:
+        knn: dict[str, Any] = {
+            "field": "layout",
+            "query_vector": layout,
+            "k": size,
+            "num_candidates": max(100, 4 * size),
+        }
+        filters = filter_clauses(params)
+        if filters:
+            knn["filter"] = {"bool": {"filter": filters}}
+        resp = await self.es.search(
+            index=self.alias, knn=knn, size=size, source_excludes=INTERNAL_FIELDS
+        )
+        return list(resp["hits"]["hits"])
+
+    async def hydrate(self, params: SearchParams, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The documents of the given ids that pass the filters."""
+        if not ids:
+            return {}
+        resp = await self.es.search(
+            index=self.alias,
+            query={"bool": {"filter": [{"ids": {"values": ids}}, *filter_clauses(params)]}},
+            size=len(ids),
+            source_excludes=INTERNAL_FIELDS,
+        )
+        return {hit["_id"]: hit["_source"] for hit in resp["hits"]["hits"]}
+
+    async def keyword_scores(self, params: SearchParams, ids: list[str]) -> dict[str, float]:
+        """Keyword relevance of given ids, to re-rank image results when words are given too."""
+        if not ids or not params.q:
+            return {}
+        query = keyword_query(params)
+        query["bool"]["filter"] = [{"ids": {"values": ids}}]
+        resp = await self.es.search(index=self.alias, query=query, size=len(ids), source=False)
+        return {hit["_id"]: float(hit["_score"] or 0.0) for hit in resp["hits"]["hits"]}
+
+    async def document(self, image_id: str) -> dict[str, Any] | None:
+        try:
+            resp = await self.es.get(index=self.alias, id=image_id)
+        except NotFoundError:
+            return None
+        return dict(resp["_source"])
+
+    async def fingerprint_of(self, image_id: str) -> Fingerprint | None:
+        doc = await self.document(image_id)
+        if doc is None or "fingerprint" not in doc:
+            return None
+        stored = dict(doc["fingerprint"])
+        stored.update(
+            layout=doc["layout"], palette=doc.get("palette", []), colors=doc.get("colors", [])
+        )
+        return Fingerprint.model_validate(stored)

@@ -1,0 +1,66 @@
+"""Scatter a search to every matcher shard and merge their answers into one ranking."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from lookalike_shared.contracts import (
+    Fingerprint,
+    MatcherMatch,
+    MatcherSearchRequest,
+    MatcherSearchResponse,
+)
+
+
+class MatcherUnavailable(Exception):
+    pass
+
+
+class MatcherClient:
+    def __init__(self, session: aiohttp.ClientSession, urls: list[str], timeout: float) -> None:
+        self.session = session
+        self.urls = [u.rstrip("/") for u in urls]
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def search(
+        self, fingerprint: Fingerprint, limit: int
+    ) -> tuple[list[MatcherMatch], list[str]]:
+        """Merged matches, and a warning per shard that did not answer (partial results)."""
+        body = MatcherSearchRequest(fingerprint=fingerprint, limit=limit).model_dump_json()
+        answers = await asyncio.gather(
+            *(self._one(url, body) for url in self.urls), return_exceptions=True
+        )
+        merged: dict[str, MatcherMatch] = {}
+        warnings = []
+        for url, answer in zip(self.urls, answers, strict=True):
+            if isinstance(answer, BaseException):
+                if isinstance(answer, asyncio.CancelledError):
+                    raise answer
+                warnings.append(f"matcher {url} unavailable: {answer}")
+                continue
+            for match in answer.matches:
+                held = merged.get(match.image_id)
+                # Replicas may both hold an image: keep the newest version's best score.
+                if held is None or (match.version, match.score) > (held.version, held.score):
+                    merged[match.image_id] = match
+        if len(warnings) == len(self.urls):
+            raise MatcherUnavailable("; ".join(warnings))
+        ranked = sorted(merged.values(), key=lambda m: (-m.score, m.image_id))
+        return ranked[:limit], warnings
+
+    async def _one(self, url: str, body: str) -> MatcherSearchResponse:
+        try:
+            async with self.session.post(
+                f"{url}/v1/search",
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=self.timeout,
+            ) as resp:
+                if resp.status != 200:
+                    raise MatcherUnavailable(f"HTTP {resp.status}: {(await resp.text())[:200]}")
+                return MatcherSearchResponse.model_validate_json(await resp.read())
+        except TimeoutError as exc:
+            raise MatcherUnavailable(f"no answer within {self.timeout.total}s") from exc
+        except aiohttp.ClientError as exc:
+            raise MatcherUnavailable(str(exc) or type(exc).__name__) from exc

@@ -1,0 +1,24 @@
+from prometheus_client import Counter, Histogram
+
+REQUESTS = Counter(
+    "lookalike_gateway_requests", "HTTP requests by route and status class.", ["route", "status"]
+)
+SEARCH_SECONDS = Histogram(
+    "lookalike_gateway_search_duration_seconds",
+    "Time from request to the done line.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+FIRST_HIT_SECONDS = Histogram(
+    "lookalike_gateway_first_hit_seconds",
+    "Time from request to the first hit line.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+BACKEND_SECONDS = Histogram(
+    "lookalike_gateway_backend_duration_seconds",
+    "Time of each backend call: fingerprint, matcher, es_keyword, es_similar, es_hydrate.",
+    ["backend"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+WARNINGS = Counter(
+    "lookalike_gateway_warnings", "Answers given without a backend's part.", ["backend"]
+)

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from lookalike_shared.config import CommonSettings, split_csv
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+
+class GatewaySettings(CommonSettings):
+    bind_host: str = Field("0.0.0.0", description="Address the HTTP server listens on.")
+    gateway_port: int = Field(8080, description="Port of the search API and page.")
+    matcher_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8081"],
+        description="Matcher base URLs, one per shard (comma-separated); answers are merged.",
+    )
+    matcher_timeout_seconds: float = Field(2.0, description="Deadline of a matcher call.")
+    es_timeout_seconds: float = Field(3.0, description="Deadline of each Elasticsearch query.")
+    max_upload_bytes: int = Field(25 * 1024 * 1024, description="Largest request body accepted.")
+    file_root: str | None = Field(None, description="file:// image URLs allowed below this.")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Hosts image_url may name; empty allows public hosts."
+    )
+    allow_private_networks: bool = Field(
+        False, description="Let image_url reach loopback/private addresses (never in production)."
+    )
+    fetch_timeout_seconds: float = Field(10.0, description="Deadline for fetching image_url.")
+    pool_workers: int = Field(0, description="Fingerprint processes; 0 means one per CPU.")
+    similar_min_score: float = Field(
+        0.9, description="Least Elasticsearch kNN score (0..1) for a look-alike to be shown."
+    )
+
+    _split = field_validator("matcher_urls", "allowed_hosts", mode="before")(split_csv)

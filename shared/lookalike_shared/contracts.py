@@ -1,0 +1,206 @@
+"""Pydantic models of the contracts in DESIGN.md: catalogue events, fingerprint records,
+the matcher API and the gateway's NDJSON lines. Extend these; never break them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+UPSERTED = "catalogue.image.upserted"
+DELETED = "catalogue.image.deleted"
+
+# Kafka keys, Elasticsearch ids and URL path segments: keep ids to a safe alphabet.
+ImageId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")]
+HexHash64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+
+NAMED_COLORS = (
+    "red",
+    "orange",
+    "yellow",
+    "green",
+    "teal",
+    "blue",
+    "purple",
+    "pink",
+    "brown",
+    "black",
+    "grey",
+    "white",
+)
+ImageFormat = Literal["jpeg", "png", "gif", "tiff", "webp", "bmp"]
+Orientation = Literal["landscape", "portrait", "square"]
+
+
+class CatalogueImage(BaseModel):
+    """`data` of a `catalogue.image.upserted` event. Unknown fields are kept for the document."""
+
+    model_config = ConfigDict(extra="allow")
+
+    image_id: ImageId
+    version: int = Field(ge=0)
+    image_url: str = Field(min_length=1, max_length=4096)
+    title: str | None = None
+    creator: str | None = None
+    year: int | None = Field(None, ge=-5000, le=3000)
+    medium: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    license: str | None = None
+
+
+class ImageDeleted(BaseModel):
+    """`data` of a `catalogue.image.deleted` event."""
+
+    image_id: ImageId
+    version: int = Field(ge=0)
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvents 1.0 envelope (structured mode JSON, or rebuilt from `ce_*` headers)."""
+
+    specversion: Literal["1.0"]
+    id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    subject: str | None = None
+    time: datetime | None = None
+    datacontenttype: str | None = None
+    data: dict[str, Any]
+
+
+class PaletteColor(BaseModel):
+    hex: Annotated[str, StringConstraints(pattern=r"^#[0-9a-f]{6}$")]
+    weight: float = Field(ge=0, le=1)
+
+
+class Box(BaseModel):
+    """A rectangle in fractions of an image's width and height."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+
+class RegionHash(BaseModel):
+    """The pHash of one region of the (border-trimmed) image, so crops still match."""
+
+    box: Box
+    phash: HexHash64
+
+
+class Fingerprint(BaseModel):
+    """Everything computed from one decode of an image: what the matcher needs and the
+    visual attributes Elasticsearch filters on."""
+
+    algorithm: Literal["lookalike/1"] = "lookalike/1"
+    phash: HexHash64
+    dhash: HexHash64
+    # The pHash of the 8 flips and quarter turns, in DIHEDRAL_TRANSFORMS order; queries use
+    # them so a mirrored or rotated copy still matches.
+    phash_dihedral: list[HexHash64] = Field(min_length=8, max_length=8)
+    regions: list[RegionHash] = Field(default_factory=list)
+    trim: Box = Field(description="The part left after uniform borders and frames were cut.")
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    megapixels: float
+    orientation: Orientation
+    format: ImageFormat
+    palette: list[PaletteColor]
+    colors: list[str] = Field(description="Named colours from NAMED_COLORS covering the image.")
+    layout: list[float] = Field(description="Compact colour-layout vector for look-alikes.")
+
+
+DIHEDRAL_TRANSFORMS = (
+    "identity",
+    "rotate_90",
+    "rotate_180",
+    "rotate_270",
+    "flip_horizontal",
+    "flip_vertical",
+    "transpose",
+    "transverse",
+)
+
+
+class FingerprintRecord(BaseModel):
+    """Value on the compacted fingerprint topic (key = image id; tombstone on delete)."""
+
+    image_id: ImageId
+    version: int = Field(ge=0)
+    fingerprint: Fingerprint
+    indexed_at: datetime
+
+
+# --- matcher API -------------------------------------------------------------------------
+
+
+class MatcherSearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fingerprint: Fingerprint
+    limit: int = Field(20, ge=1, le=200)
+    include_similar: bool = True
+
+
+class Overlap(BaseModel):
+    query: float = Field(ge=0, le=1)
+    target: float = Field(ge=0, le=1)
+
+
+class MatcherMatch(BaseModel):
+    image_id: str
+    version: int
+    match: Literal["duplicate", "similar"]
+    score: float = Field(ge=0, le=100)
+    distance: int = Field(description="Hamming distance of the best pHash pair (of 64 bits).")
+    transform: str = Field(description="Which flip or quarter turn of the query matched.")
+    overlap: Overlap
+    region: Box = Field(description="Where the query sits in the catalogue image.")
+
+
+class MatcherSearchResponse(BaseModel):
+    matches: list[MatcherMatch]
+    took_ms: float
+    images: int
+
+
+class MatcherStats(BaseModel):
+    images: int
+    ready: bool
+    reason: str | None = None
+    partitions: list[int] = Field(default_factory=list)
+
+
+# --- gateway NDJSON lines ----------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class HitLine(BaseModel):
+    type: Literal["hit"] = "hit"
+    rank: int
+    image_id: str
+    match: Literal["duplicate", "similar", "text"]
+    score: float
+    overlap: Overlap | None = None
+    region: Box | None = None
+    doc: dict[str, Any]
+
+
+class DoneLine(BaseModel):
+    type: Literal["done"] = "done"
+    took_ms: float
+    total: int
+    facets: dict[str, list[dict[str, Any]]]
+    warnings: list[str]
+    next_cursor: str | None = None

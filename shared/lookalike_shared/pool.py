@@ -1,0 +1,49 @@
+"""The process pool that runs CPU work (decode, hashing) off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+from .contracts import Fingerprint
+from .fingerprint import fingerprint_bytes
+from .imaging import ImageRejected
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def _warm() -> int:
+    # Importing PIL, numpy and our modules once per worker, so the first real image
+    # does not pay for it.
+    return os.getpid()
+
+
+def make_pool(workers: int | None = None) -> ProcessPoolExecutor:
+    # forkserver: forking a process that runs aiokafka's and asyncio's threads is unsafe.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["lookalike_shared.fingerprint"])
+    return ProcessPoolExecutor(max_workers=workers or default_workers(), mp_context=context)
+
+
+async def warm_pool(pool: ProcessPoolExecutor, workers: int) -> None:
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*(loop.run_in_executor(pool, _warm) for _ in range(workers)))
+
+
+def _fingerprint_or_error(data: bytes) -> Fingerprint | tuple[str, str]:
+    # Exceptions with custom __init__ signatures do not pickle back reliably; send a tuple.
+    try:
+        return fingerprint_bytes(data)
+    except ImageRejected as exc:
+        return (exc.code, str(exc))
+
+
+async def fingerprint_in_pool(pool: ProcessPoolExecutor, data: bytes) -> Fingerprint:
+    result = await asyncio.get_running_loop().run_in_executor(pool, _fingerprint_or_error, data)
+    if isinstance(result, tuple):
+        raise ImageRejected(*result)
+    return result

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import imagehash
+import numpy as np
+import pytest
+from lookalike_shared.fingerprint import color_name, find_content_box, fingerprint_bytes
+from lookalike_shared.imaging import MAX_IMAGE_PIXELS, ImageRejected
+from PIL import Image
+
+from tests.fixtures.images import jpeg_bytes, sample_path
+
+
+def hamming(a: str, b: str) -> int:
+    return bin(int(a, 16) ^ int(b, 16)).count("1")
+
+
+def test_phash_is_bit_for_bit_the_imagehash_phash(sample_catalogue: tuple[Path, Any]) -> None:
+    root, _ = sample_catalogue
+    path = sample_path(root, "img-00003")  # a PNG: no draft decoding, so the pixels are equal
+    with Image.open(path) as img:
+        expected = str(imagehash.phash(img.convert("RGB")))
+    assert fingerprint_bytes(path.read_bytes()).phash == expected
+
+
+def test_resized_recompressed_copy_keeps_a_close_fingerprint(
+    sample_catalogue: tuple[Path, Any],
+) -> None:
+    root, _ = sample_catalogue
+    path = sample_path(root, "img-00024")
+    original = fingerprint_bytes(path.read_bytes())
+    with Image.open(path) as img:
+        copy = fingerprint_bytes(jpeg_bytes(img.resize((img.width // 3, img.height // 3)), 40))
+    assert hamming(original.phash, copy.phash) <= 6
+    assert hamming(original.dhash, copy.dhash) <= 10
+    assert (original.width, original.height, original.format) == (640, 427, "jpeg")
+    assert (copy.width, copy.height) == (213, 142)
+
+
+def test_mirrored_copy_matches_one_of_the_dihedral_hashes(
+    sample_catalogue: tuple[Path, Any],
+) -> None:
+    root, _ = sample_catalogue
+    path = sample_path(root, "img-00001")
+    original = fingerprint_bytes(path.read_bytes())
+    with Image.open(path) as img:
+        mirrored = fingerprint_bytes(jpeg_bytes(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
+    assert hamming(original.phash, mirrored.phash) > 20  # the plain hash loses it
+    assert hamming(original.phash, mirrored.phash_dihedral[4]) <= 4  # flip_horizontal finds it
+
+
+def test_uniform_border_is_trimmed_before_hashing(sample_catalogue: tuple[Path, Any]) -> None:
+    root, _ = sample_catalogue
+    path = sample_path(root, "img-00004")
+    original = fingerprint_bytes(path.read_bytes())
+    with Image.open(path) as img:
+        framed = Image.new("RGB", (img.width + 160, img.height + 120), (250, 248, 240))
+        framed.paste(img.convert("RGB"), (80, 60))
+    result = fingerprint_bytes(jpeg_bytes(framed))
+    assert hamming(original.phash, result.phash) <= 6
+    assert result.trim.x == pytest.approx(80 / framed.width, abs=0.02)
+
+
+def test_plain_image_is_not_trimmed_away() -> None:
+    flat = np.full((100, 120, 3), 128, dtype=np.uint8)
+    assert find_content_box(flat) == (0, 0, 120, 100)
+
+
+def test_named_colours_follow_what_a_person_would_call_them() -> None:
+    assert color_name(200, 30, 30) == "red"
+    assert color_name(30, 60, 200) == "blue"
+    assert color_name(20, 20, 20) == "black"
+    assert color_name(250, 250, 250) == "white"
+    assert color_name(128, 128, 128) == "grey"
+    blue_image = Image.new("RGB", (64, 64), (30, 60, 200))
+    assert fingerprint_bytes(jpeg_bytes(blue_image)).colors == ["blue"]
+
+
+def _truncated_jpeg() -> bytes:
+    data = jpeg_bytes(Image.effect_noise((400, 300), 60))
+    return data[: len(data) // 2]
+
+
+def _bomb_png() -> bytes:
+    # A tiny file that declares a huge canvas: decoding it would take gigabytes.
+    out = io.BytesIO()
+    Image.new("1", (12_000, 12_000)).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"", "empty_image"),
+        (b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj", "not_an_image"),
+        (_truncated_jpeg(), "corrupt_image"),
+        (_bomb_png(), "decompression_bomb"),
+        (jpeg_bytes(Image.new("RGB", (4, 4))), "image_too_small"),
+    ],
+    ids=["zero-bytes", "pdf-named-jpg", "truncated-jpeg", "decompression-bomb", "tiny"],
+)
+def test_unusable_images_are_refused_with_a_clear_code(data: bytes, code: str) -> None:
+    with pytest.raises(ImageRejected) as caught:
+        fingerprint_bytes(data)
+    assert caught.value.code == code
+    assert str(caught.value)
+
+
+def test_bomb_limit_is_below_what_would_exhaust_memory() -> None:
+    assert 12_000 * 12_000 > MAX_IMAGE_PIXELS
