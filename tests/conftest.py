@@ -8,4 +8,9 @@ topics and index alias (`lookalike_settings`), so tests never see each other's d
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.fixtures.backends", "tests.fixtures.services", "tests.fixtures.images"]
+pytest_plugins = [
+    "tests.fixtures.backends",
+    "tests.fixtures.services",
+    "tests.fixtures.images",
+    "tests.fixtures.ingest",
+]

@@ -201,4 +201,5 @@ def policy_from(settings: Any) -> FetchPolicy:
         allowed_hosts=frozenset(h.lower() for h in getattr(settings, "allowed_hosts", []) or []),
         allow_private_networks=bool(getattr(settings, "allow_private_networks", False)),
         timeout_seconds=float(getattr(settings, "fetch_timeout_seconds", 15.0)),
+        max_bytes=int(getattr(settings, "max_image_bytes", MAX_IMAGE_BYTES)),
     )

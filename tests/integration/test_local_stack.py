@@ -14,11 +14,18 @@ import uuid
 from pathlib import Path
 
 import pytest
-from lookalike_stack.processes import free_port
 
+from lookalike_stack.processes import free_port
 from tests.fixtures.images import resized_copy
 
 pytestmark = pytest.mark.slow
+
+
+def _descendants_of(pid: int) -> set[int]:
+    found = set()
+    for child in _children_of(pid):
+        found |= {child} | _descendants_of(child)
+    return found
 
 
 def _children_of(pid: int) -> set[int]:
@@ -76,8 +83,8 @@ def test_stack_comes_up_finds_a_resized_sample_and_stops_cleanly(tmp_path: Path)
                 break
         assert "lookalike is up" in output[-1], "".join(output)
         assert f"http://127.0.0.1:{gateway}/" in output[-1]
-        children = _children_of(proc.pid)
-        assert len(children) == 4  # noida-db, matcher, ingest, gateway
+        assert len(_children_of(proc.pid)) == 4  # noida-db, matcher, ingest, gateway
+        children = _descendants_of(proc.pid)  # and their process pools
 
         sample = tmp_path / "stack" / "catalogue" / "img-00006.jpg"
         body, content_type = _multipart(resized_copy(sample, 0.4))

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from lookalike_stack.catalogue import publish
 
+from lookalike_stack.catalogue import publish
 from tests.fixtures.images import resized_copy, sample_path
 from tests.fixtures.services import Pipeline, wait_until
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+
 from lookalike_shared.fetch import FetchError, FetchPolicy, ImageFetcher
 from lookalike_stack.processes import free_port
 

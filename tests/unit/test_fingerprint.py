@@ -7,10 +7,10 @@ from typing import Any
 import imagehash
 import numpy as np
 import pytest
-from lookalike_shared.fingerprint import color_name, find_content_box, fingerprint_bytes
-from lookalike_shared.imaging import MAX_IMAGE_PIXELS, ImageRejected
 from PIL import Image
 
+from lookalike_shared.fingerprint import color_name, find_content_box, fingerprint_bytes
+from lookalike_shared.imaging import MAX_IMAGE_PIXELS, ImageRejected
 from tests.fixtures.images import jpeg_bytes, sample_path
 
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from lookalike_matcher.index import FingerprintIndex
-from lookalike_shared.fingerprint import fingerprint_bytes
 from PIL import Image
 
+from lookalike_matcher.index import FingerprintIndex
+from lookalike_shared.fingerprint import fingerprint_bytes
 from tests.fixtures.images import jpeg_bytes, sample_path
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch
+
 from lookalike_shared.config import CommonSettings
 from lookalike_shared.contracts import DELETED, UPSERTED
 from lookalike_shared.events import CLOUDEVENT_HEADERS, cloudevent_json

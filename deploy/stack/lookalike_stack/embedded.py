@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +16,16 @@ class Backends:
 
 
 def noida_binary() -> str:
-    found = shutil.which("noida-db") or str(Path(sys.executable).parent / "noida-db")
-    if not Path(found).exists():
+    """The server binary itself, not the `noida-db` console script: the script runs the
+    binary as its own child, and signals sent to the script would not reach the server."""
+    spec = importlib.util.find_spec("noida_db")
+    if spec is None or spec.origin is None:
         raise StackError("noida-db is not installed: pip install 'lookalike[local]'")
-    return found
+    binary = Path(spec.origin).parent / "noida-db"
+    if not binary.is_file():
+        raise StackError(f"the noida-db package has no server binary at {binary}")
+    binary.chmod(0o755)
+    return str(binary)
 
 
 def start_embedded(

@@ -121,13 +121,22 @@ class Supervisor:
         return next((c for c in self.children if c.proc.poll() is not None), None)
 
     def stop_all(self, grace: float = 15.0) -> None:
-        """SIGTERM in reverse start order (services before the broker), then SIGKILL."""
+        """SIGTERM in reverse start order (services before the broker), then SIGKILL. Each
+        child leads its own process group, so the signal reaches whatever it started too
+        (such as a service's process pool)."""
         for child in reversed(self.children):
-            if child.proc.poll() is None:
-                child.proc.send_signal(signal.SIGTERM)
-                try:
-                    child.proc.wait(timeout=grace)
-                except subprocess.TimeoutExpired:
-                    child.proc.kill()
-                    child.proc.wait()
+            _signal_group(child.proc, signal.SIGTERM)
+            try:
+                child.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                _signal_group(child.proc, signal.SIGKILL)
+                child.proc.wait()
+            _signal_group(child.proc, signal.SIGKILL)  # stragglers left by the leader
         self.children.clear()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], signo: int) -> None:
+    try:
+        os.killpg(proc.pid, signo)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -33,6 +33,7 @@ from elasticsearch import (
     TransportError as ESTransportError,
 )
 from elasticsearch.exceptions import ApiError
+
 from lookalike_shared.contracts import FingerprintRecord
 from lookalike_shared.events import CatalogueEvent, ImageRemoved, ImageUpserted
 from lookalike_shared.fetch import FetchError, ImageFetcher

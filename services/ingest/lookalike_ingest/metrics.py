@@ -24,3 +24,29 @@ IN_FLIGHT = Gauge("lookalike_ingest_in_flight", "Events being processed now.")
 LAG = Gauge(
     "lookalike_ingest_consumer_lag", "Records behind the end of each partition.", ["partition"]
 )
+
+# Every label value exists from the start at 0, so rate() sees the first increase and
+# dashboards show a flat line instead of "no data".
+OUTCOMES = ("indexed", "deleted", "stale", "dlq", "retried", "skipped")
+DLQ_REASONS = (
+    "invalid_event",
+    "empty_image",
+    "not_an_image",
+    "corrupt_image",
+    "decompression_bomb",
+    "image_too_large",
+    "image_too_small",
+    "unsupported_format",
+    "fetch_not_found",
+    "fetch_refused",
+    "fetch_gave_up",
+    "url_forbidden",
+    "too_many_redirects",
+    "elasticsearch_rejected",
+)
+for _outcome in OUTCOMES:
+    EVENTS.labels(_outcome)
+for _reason in DLQ_REASONS:
+    DLQ.labels(_reason)
+for _stage in ("fetch", "fingerprint", "publish", "elasticsearch"):
+    STAGE_SECONDS.labels(_stage)

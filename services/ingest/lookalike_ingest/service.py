@@ -10,6 +10,7 @@ from contextlib import AsyncExitStack
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 from elasticsearch import AsyncElasticsearch
+
 from lookalike_shared.fetch import ImageFetcher, policy_from
 from lookalike_shared.http import add_health_routes, start_site
 from lookalike_shared.kafka import ensure_topics, make_producer, wait_for_kafka

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from lookalike_shared.config import CommonSettings, split_csv
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
+
+from lookalike_shared.config import CommonSettings, split_csv
+from lookalike_shared.imaging import MAX_IMAGE_BYTES
 
 
 class IngestSettings(CommonSettings):
@@ -18,14 +20,17 @@ class IngestSettings(CommonSettings):
     allow_private_networks: bool = Field(
         False, description="Allow image URLs on loopback/private addresses (trusted setups only)."
     )
-    fetch_timeout_seconds: float = 15.0
+    fetch_timeout_seconds: float = Field(15.0, description="Deadline for fetching one image.")
+    max_image_bytes: int = Field(
+        MAX_IMAGE_BYTES, description="Larger image files are dead-lettered unread."
+    )
     pool_workers: int = Field(0, description="Fingerprint processes; 0 means one per CPU.")
     max_in_flight: int = Field(32, description="Images processed at once (different keys).")
     batch_max_records: int = Field(500, description="Records taken per poll.")
     fetch_max_attempts: int = Field(
         5, description="Tries for a transient fetch failure before the event is dead-lettered."
     )
-    backoff_base_seconds: float = 0.2
-    backoff_cap_seconds: float = 30.0
+    backoff_base_seconds: float = Field(0.2, description="First retry delay (doubles, jittered).")
+    backoff_cap_seconds: float = Field(30.0, description="Longest retry delay.")
 
     _split_hosts = field_validator("allowed_hosts", mode="before")(split_csv)

@@ -10,6 +10,7 @@ the next owner starts exactly after it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -17,6 +18,8 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError
+
 from lookalike_shared.events import InvalidEvent, parse_catalogue_record
 
 from . import metrics
@@ -48,6 +51,7 @@ class IngestWorker:
         dlq_topic: str,
         max_in_flight: int,
         batch_max_records: int,
+        revoke_grace_seconds: float = 5.0,
     ) -> None:
         self.consumer = consumer
         self.producer = producer
@@ -55,9 +59,12 @@ class IngestWorker:
         self.dlq_topic = dlq_topic
         self.batch_max_records = batch_max_records
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._batch_done = asyncio.Event()
-        self._batch_done.set()
+        self._batch_task: asyncio.Future[None] | None = None
+        self.revoke_grace_seconds = revoke_grace_seconds
         self._stopping = asyncio.Event()
+        self._pending: dict[TopicPartition, int] = {}  # applied but not yet committed
+        self._commit_lock = asyncio.Lock()
+        self._consumed: dict[TopicPartition, int] = {}
         self.processed = 0  # records applied or dead-lettered and committed, for tests/logs
 
     @property
@@ -69,7 +76,19 @@ class IngestWorker:
         self._stopping.set()
 
     async def finish_batch(self) -> None:
-        await self._batch_done.wait()
+        """Called before partitions are revoked: give the batch in hand `revoke_grace_seconds`
+        to finish, else drop it (the grace stays under the session timeout so the rebalance
+        is not held up), then commit what is done while we still own the partitions. What
+        was not committed goes to the next owner; applying it twice changes nothing."""
+        task = self._batch_task
+        if task is not None and not task.done():
+            done, _ = await asyncio.wait({task}, timeout=self.revoke_grace_seconds)
+            if not done:
+                task.cancel()
+                log.warning("rebalance: dropped the unfinished batch; it will be redelivered")
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._commit_pending()
 
     async def run(self) -> None:
         while not self._stopping.is_set():
@@ -83,19 +102,35 @@ class IngestWorker:
                 poll.cancel()
                 break
             batch = poll.result()
-            if not batch:
-                await self._update_lag()
-                continue
-            self._batch_done.clear()
-            try:
-                await self._process_batch(batch)
-                await self.consumer.commit(
-                    {tp: records[-1].offset + 1 for tp, records in batch.items()}
-                )
+            if batch:
+                self._batch_task = asyncio.ensure_future(self._process_batch(batch))
+                try:
+                    await self._batch_task
+                except asyncio.CancelledError:
+                    current = asyncio.current_task()
+                    if current is not None and current.cancelling():
+                        raise  # we are being shut down, not just the batch dropped
+                    continue
+                finally:
+                    self._batch_task = None
+                for tp, records in batch.items():
+                    self._pending[tp] = records[-1].offset + 1
                 self.processed += sum(len(r) for r in batch.values())
-            finally:
-                self._batch_done.set()
-            await self._update_lag()
+                await self._commit_pending()
+            self._update_lag(batch)
+        await self._commit_pending()
+
+    async def _commit_pending(self) -> None:
+        async with self._commit_lock:
+            if not self._pending:
+                return
+            offsets, self._pending = self._pending, {}
+            try:
+                await self.consumer.commit(offsets)
+            except (CommitFailedError, IllegalStateError) as exc:
+                # The partitions moved to another worker before this commit: it will get
+                # these records again. Applying them twice changes nothing (versions decide).
+                log.warning("commit refused after a rebalance", extra={"error": str(exc)})
 
     async def _process_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         by_key: dict[tuple[int, bytes | None], list[ConsumerRecord]] = defaultdict(list)
@@ -158,9 +193,12 @@ class IngestWorker:
             },
         )
 
-    async def _update_lag(self) -> None:
+    def _update_lag(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        # From what the fetcher already knows: no broker round trip, nothing that could wait
+        # on a rebalance in progress.
+        for tp, records in batch.items():
+            self._consumed[tp] = records[-1].offset + 1
         for tp in self.consumer.assignment():
             highwater = self.consumer.highwater(tp)
-            if highwater is not None:
-                position = await self.consumer.position(tp)
-                metrics.LAG.labels(str(tp.partition)).set(max(0, highwater - position))
+            if highwater is not None and tp in self._consumed:
+                metrics.LAG.labels(str(tp.partition)).set(max(0, highwater - self._consumed[tp]))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from aiohttp import web
+
 from lookalike_shared.config import env_help
 from lookalike_shared.logs import configure_logging
 

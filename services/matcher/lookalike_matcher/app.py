@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 
 from aiohttp import web
+from pydantic import ValidationError
+
 from lookalike_shared.contracts import MatcherSearchRequest, MatcherSearchResponse, MatcherStats
 from lookalike_shared.http import add_health_routes, error_response
 from lookalike_shared.imaging import ImageRejected
 from lookalike_shared.pool import fingerprint_in_pool, make_pool, warm_pool
-from pydantic import ValidationError
 
 from . import metrics
 from .index import FingerprintIndex

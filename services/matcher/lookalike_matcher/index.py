@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass
 
 import numpy as np
+
 from lookalike_shared.contracts import (
     DIHEDRAL_TRANSFORMS,
     Box,

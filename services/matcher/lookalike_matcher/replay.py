@@ -12,8 +12,9 @@ import logging
 import time
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from lookalike_shared.contracts import FingerprintRecord
 from pydantic import ValidationError
+
+from lookalike_shared.contracts import FingerprintRecord
 
 from . import metrics
 from .index import FingerprintIndex

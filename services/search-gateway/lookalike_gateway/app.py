@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 from elasticsearch import AsyncElasticsearch
+
 from lookalike_shared.fetch import FetchError, ImageFetcher, policy_from
 from lookalike_shared.http import add_health_routes, error_response
 from lookalike_shared.imaging import ImageRejected

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch, NotFoundError
+
 from lookalike_shared.contracts import Fingerprint
 from lookalike_shared.search_index import INTERNAL_FIELDS
 

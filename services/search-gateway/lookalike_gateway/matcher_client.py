@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+
 from lookalike_shared.contracts import (
     Fingerprint,
     MatcherMatch,

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from aiohttp import web
-from lookalike_shared.contracts import NAMED_COLORS, ImageFormat, ImageId, Orientation
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lookalike_shared.contracts import NAMED_COLORS, ImageFormat, ImageId, Orientation
 
 
 class BadRequest(Exception):

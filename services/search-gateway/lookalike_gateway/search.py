@@ -20,6 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
 from elasticsearch import ApiError, TransportError
+
 from lookalike_shared.contracts import DoneLine, Fingerprint, HitLine, MatcherMatch
 from lookalike_shared.fetch import FetchError, ImageFetcher
 from lookalike_shared.imaging import ImageRejected

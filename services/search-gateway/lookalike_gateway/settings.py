@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from lookalike_shared.config import CommonSettings, split_csv
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
+
+from lookalike_shared.config import CommonSettings, split_csv
 
 
 class GatewaySettings(CommonSettings):

@@ -7,8 +7,9 @@ import io
 from collections import OrderedDict
 from concurrent.futures import ProcessPoolExecutor
 
-from lookalike_shared.imaging import ImageRejected, decode_image
 from PIL import Image
+
+from lookalike_shared.imaging import ImageRejected, decode_image
 
 THUMBNAIL_SIDE = 360
 CACHE_ENTRIES = 1024  # about 30 KB each: a few tens of MB at most

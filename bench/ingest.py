@@ -1,0 +1,198 @@
+"""Ingest benchmark.
+
+1. Fingerprint cost: the full lookalike fingerprint (one draft-mode decode, every hash,
+   palette, colours, layout) against the naive `imagehash.phash(Image.open(path))` on the
+   same real JPEGs (sample photographs re-encoded at 1-4 megapixels), one core, medians.
+2. End to end through the embedded stack: events/s with N ingest worker processes on a
+   backlog, and the time from publish to searchable (matcher and Elasticsearch) for single
+   events when nothing is backlogged, p50/p99.
+
+    python bench/ingest.py                 # both parts
+    python bench/ingest.py --part fingerprint --repeat 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import imagehash
+from PIL import Image
+
+from lookalike_shared.config import CommonSettings
+from lookalike_shared.fingerprint import fingerprint_bytes
+from lookalike_stack.catalogue import publish, set_up
+from lookalike_stack.embedded import start_embedded
+from lookalike_stack.processes import Supervisor, free_port
+from lookalike_stack.sample import SAMPLES, materialize
+
+PHOTOS = ("img-00001", "img-00003", "img-00004", "img-00006", "img-00008", "img-00009",
+          "img-00020", "img-00024", "img-00025", "img-00026")  # fmt: skip
+MEGAPIXELS = (1.0, 1.6, 2.5, 4.0)
+
+
+def make_jpegs(folder: Path) -> list[Path]:
+    """Real photographs from the sample catalogue, resized to 1-4 MP and saved as JPEG q90."""
+    catalogue = folder / "catalogue"
+    materialize(catalogue)
+    out = []
+    for n, image_id in enumerate(PHOTOS):
+        source = next(catalogue.glob(f"{image_id}.*"))
+        mp = MEGAPIXELS[n % len(MEGAPIXELS)]
+        with Image.open(source) as img:
+            rgb = img.convert("RGB")
+            scale = (mp * 1e6 / (rgb.width * rgb.height)) ** 0.5
+            big = rgb.resize(
+                (round(rgb.width * scale), round(rgb.height * scale)), Image.Resampling.LANCZOS
+            )
+        path = folder / f"{image_id}-{mp}mp.jpg"
+        big.save(path, "JPEG", quality=90)
+        out.append(path)
+    return out
+
+
+def median_ms(fn: Any, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def bench_fingerprint(folder: Path, repeat: int) -> None:
+    paths = make_jpegs(folder)
+    print(f"\n## Fingerprint cost, one core, median of {repeat} runs per image\n")
+    print("| image | MP | naive phash ms | lookalike full fingerprint ms | ratio |")
+    print("|---|---:|---:|---:|---:|")
+    naive_all, ours_all = [], []
+    for path in paths:
+        data = path.read_bytes()
+        naive = median_ms(lambda p=path: imagehash.phash(Image.open(p)), repeat)
+        ours = median_ms(lambda d=data: fingerprint_bytes(d), repeat)
+        naive_all.append(naive)
+        ours_all.append(ours)
+        with Image.open(path) as img:
+            mp = img.width * img.height / 1e6
+        print(f"| {path.stem} | {mp:.1f} | {naive:.1f} | {ours:.1f} | {ours / naive:.2f} |")
+    n, o = statistics.median(naive_all), statistics.median(ours_all)
+    print(f"| **median** | | **{n:.1f}** | **{o:.1f}** | **{o / n:.2f}** |")
+    print(f"\nimages/s on one core: naive {1000 / n:.0f}, lookalike {1000 / o:.0f}")
+
+
+def _get(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _es_count(settings: CommonSettings) -> int:
+    with urllib.request.urlopen(f"{settings.es_url}/{settings.es_alias}/_count", timeout=5) as r:
+        return int(json.load(r)["count"])
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def bench_end_to_end(folder: Path, workers: int, backlog: int, singles: int) -> None:
+    supervisor = Supervisor(folder / "logs")
+    try:
+        backends = start_embedded(supervisor, folder / "noida", free_port(), free_port())
+        settings = CommonSettings(kafka_bootstrap=backends.kafka_bootstrap, es_url=backends.es_url)
+        asyncio.run(set_up(settings))
+        catalogue = materialize(folder / "catalogue")
+        matcher_port = free_port()
+        env = {
+            "LOOKALIKE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "LOOKALIKE_ES_URL": settings.es_url,
+            "LOOKALIKE_BIND_HOST": "127.0.0.1",
+            "LOOKALIKE_FILE_ROOT": str(folder / "catalogue"),
+            "LOOKALIKE_MATCHER_PORT": str(matcher_port),
+            "LOOKALIKE_POOL_WORKERS": "1",
+            "LOOKALIKE_LOG_LEVEL": "WARNING",
+        }
+        matcher = supervisor.start("matcher", [sys.executable, "-m", "lookalike_matcher"], env)
+        supervisor.wait_ready(matcher, f"http://127.0.0.1:{matcher_port}/readyz", 60)
+        for n in range(workers):
+            port = free_port()
+            worker = supervisor.start(
+                f"ingest-{n}",
+                [sys.executable, "-m", "lookalike_ingest"],
+                {**env, "LOOKALIKE_INGEST_PORT": str(port)},
+            )
+            supervisor.wait_ready(worker, f"http://127.0.0.1:{port}/readyz", 60)
+        stats_url = f"http://127.0.0.1:{matcher_port}/v1/stats"
+
+        events = [
+            {**catalogue[i % len(catalogue)], "image_id": f"bl-{i:06d}", "version": 1}
+            for i in range(backlog)
+        ]
+        started = time.perf_counter()
+        asyncio.run(publish(settings, events))
+        while True:
+            with urllib.request.urlopen(stats_url, timeout=5) as resp:
+                held = json.load(resp)["images"]
+            if held >= backlog and _es_count(settings) >= backlog:
+                break
+            if time.perf_counter() - started > 600:
+                raise SystemExit(f"backlog not done after 600 s ({held} in the matcher)")
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        print(f"\n## End to end, {workers} ingest worker processes, embedded stack\n")
+        print(f"backlog of {backlog} events: {elapsed:.1f} s, **{backlog / elapsed:.0f} events/s**")
+
+        latencies = []
+        for i in range(singles):
+            image_id = f"single-{i:04d}"
+            event = {**catalogue[i % len(catalogue)], "image_id": image_id, "version": 1}
+            sent = time.perf_counter()
+            asyncio.run(publish(settings, [event]))
+            while _get(f"http://127.0.0.1:{matcher_port}/v1/images/{image_id}") != 200 or (
+                _get(f"{settings.es_url}/{settings.es_alias}/_doc/{image_id}") != 200
+            ):
+                time.sleep(0.005)
+            latencies.append(time.perf_counter() - sent)
+        print(
+            f"publish to searchable, {singles} single events: "
+            f"p50 {statistics.median(latencies) * 1000:.0f} ms, "
+            f"p99 {_percentile(latencies, 0.99) * 1000:.0f} ms"
+        )
+    finally:
+        supervisor.stop_all()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--part", choices=("fingerprint", "end-to-end", "all"), default="all")
+    parser.add_argument("--repeat", type=int, default=30, help="runs per image [30]")
+    parser.add_argument("--workers", type=int, default=2, help="ingest processes [2]")
+    parser.add_argument("--backlog", type=int, default=2000, help="events in the backlog [2000]")
+    parser.add_argument("--singles", type=int, default=50, help="single events timed [50]")
+    args = parser.parse_args()
+    print(f"# lookalike ingest benchmark ({os.cpu_count()} cores)")
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.part in ("fingerprint", "all"):
+            bench_fingerprint(Path(tmp), args.repeat)
+        if args.part in ("end-to-end", "all"):
+            bench_end_to_end(Path(tmp) / "e2e", args.workers, args.backlog, args.singles)
+
+
+if __name__ == "__main__":
+    assert SAMPLES
+    main()

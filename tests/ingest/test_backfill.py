@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from lookalike_ingest.backfill import backfill, main
+from lookalike_shared.config import CommonSettings
+from tests.fixtures.ingest import read_topic
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+async def published_ids(settings: CommonSettings) -> list[str]:
+    records = await read_topic(settings.kafka_bootstrap, settings.catalogue_topic)
+    return sorted(json.loads(r.value)["data"]["image_id"] for r in records)
+
+
+async def test_second_run_publishes_only_what_changed(
+    lookalike_settings: CommonSettings,
+    sample_catalogue: tuple[Path, list[dict[str, Any]]],
+    tmp_path: Path,
+) -> None:
+    _, catalogue = sample_catalogue
+    export = tmp_path / "export.jsonl"
+    state = tmp_path / "state.sqlite"
+    rows = catalogue[:3]
+    write_jsonl(export, [*rows, {"image_id": "no-url", "version": 1}])
+    errors = io.StringIO()
+
+    first = await backfill(lookalike_settings, export, state, progress=False, errors=errors)
+    assert (first.published, first.unchanged, first.invalid) == (3, 0, 1)
+    assert "line 4" in errors.getvalue() and "image_url" in errors.getvalue()
+
+    again = await backfill(lookalike_settings, export, state, progress=False, errors=errors)
+    assert (again.published, again.unchanged) == (0, 3)
+
+    write_jsonl(export, [rows[0], rows[1], {**rows[2], "version": 2, "title": "Retitled"}])
+    changed = await backfill(lookalike_settings, export, state, progress=False, errors=errors)
+    assert (changed.published, changed.unchanged) == (1, 2)
+
+    ids = [row["image_id"] for row in rows]
+    assert await published_ids(lookalike_settings) == sorted([*ids, ids[2]])
+
+
+async def test_csv_export_and_image_directory_become_upsert_events(
+    lookalike_settings: CommonSettings, tmp_path: Path
+) -> None:
+    export = tmp_path / "export.csv"
+    export.write_text(
+        "image_id,version,image_url,title,creator,year,tags\n"
+        "csv-1,3,https://cdn.example/1.jpg,Water Lilies,Claude Monet,1906,impressionism;water\n"
+    )
+    folder = tmp_path / "photos" / "box 1"
+    folder.mkdir(parents=True)
+    (folder / "harbour_at_dawn.jpg").write_bytes(b"\xff\xd8")
+    (folder / "notes.txt").write_text("not an image")
+
+    csv_run = await backfill(lookalike_settings, export, tmp_path / "a.sqlite", progress=False)
+    dir_run = await backfill(
+        lookalike_settings, tmp_path / "photos", tmp_path / "b.sqlite", progress=False
+    )
+    assert (csv_run.published, dir_run.published) == (1, 1)
+    records = await read_topic(
+        lookalike_settings.kafka_bootstrap, lookalike_settings.catalogue_topic
+    )
+    events = {json.loads(r.value)["data"]["image_id"]: json.loads(r.value) for r in records}
+    assert events["csv-1"]["data"]["tags"] == ["impressionism", "water"]
+    assert events["csv-1"]["data"]["year"] == 1906
+    from_dir = events["box_1-harbour_at_dawn"]
+    assert from_dir["type"] == "catalogue.image.upserted"
+    assert from_dir["data"]["image_url"].startswith("file://")
+    assert from_dir["data"]["title"] == "harbour at dawn"
+
+
+def test_backfill_help_explains_sources_and_options(capsys: Any) -> None:
+    try:
+        main(["--help"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    out = capsys.readouterr().out
+    for text in ("JSON Lines", "directory of images", "--rate", "--state", "resumes"):
+        assert text in out
