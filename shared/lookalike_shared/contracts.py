@@ -14,6 +14,7 @@ DELETED = "catalogue.image.deleted"
 # Kafka keys, Elasticsearch ids and URL path segments: keep ids to a safe alphabet.
 ImageId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")]
 HexHash64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+HexHash256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 NAMED_COLORS = (
     "red",
@@ -110,6 +111,29 @@ class Fingerprint(BaseModel):
     palette: list[PaletteColor]
     colors: list[str] = Field(description="Named colours from NAMED_COLORS covering the image.")
     layout: list[float] = Field(description="Compact colour-layout vector for look-alikes.")
+    # Added later, optional so records written before them stay readable.
+    hash256: HexHash256 | None = Field(
+        None, description="256-bit DCT hash of the trimmed content (16x16 low frequencies)."
+    )
+    hash256_dihedral: list[HexHash256] | None = Field(
+        None, min_length=8, max_length=8, description="hash256 of the 8 flips and turns."
+    )
+    # The same two hashes of the whole image, borders included, when a border was trimmed:
+    # trimming is a judgement that a resized or recoloured copy may judge differently.
+    untrimmed_phash_dihedral: list[HexHash64] | None = Field(None, min_length=8, max_length=8)
+    untrimmed_hash256_dihedral: list[HexHash256] | None = Field(None, min_length=8, max_length=8)
+    phash_probes: list[HexHash64] | None = Field(
+        None,
+        max_length=64,
+        description="pHash with its least certain bits flipped (the DCT coefficients nearest "
+        "the median): extra lookups that find a copy whose edit tipped those bits.",
+    )
+    keypoints: str | None = Field(
+        None,
+        max_length=64_000,
+        description="ORB keypoints of the trimmed content, packed and base64-encoded "
+        "(fingerprint.pack_keypoints), for geometric verification.",
+    )
 
 
 DIHEDRAL_TRANSFORMS = (
@@ -171,6 +195,10 @@ class MatcherStats(BaseModel):
     ready: bool
     reason: str | None = None
     partitions: list[int] = Field(default_factory=list)
+    entries: int | None = Field(None, description="Hash entries (content and regions).")
+    memory_bytes: int | None = Field(None, description="RAM held by the index.")
+    replayed: int | None = Field(None, description="Records applied since the start.")
+    from_snapshot: int | None = Field(None, description="Images loaded from the snapshot.")
 
 
 # --- gateway NDJSON lines ----------------------------------------------------------------

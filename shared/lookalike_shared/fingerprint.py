@@ -12,11 +12,13 @@ frequencies against their median), so stored hashes stay comparable with that li
 
 from __future__ import annotations
 
+import base64
 import colorsys
 from functools import lru_cache
 
+import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageCms
 
 from .contracts import NAMED_COLORS, Box, Fingerprint, PaletteColor, RegionHash
 from .imaging import DECODE_SIDE, DecodedImage, decode_image
@@ -26,20 +28,24 @@ Array = np.ndarray
 BORDER_TOLERANCE = 18  # grey levels a border row may differ from the border colour
 MAX_TRIM_SHARE = 0.35  # never cut more than this from one side: it is content, not frame
 # Regions hashed per catalogue image, as (x, y, w, h) of the trimmed content: overlapping
-# windows at two scales, so a query that is a crop of the artwork meets a similar window.
+# windows at three scales, so a query that is a crop of the artwork meets a similar window.
+# A window is pHashed whole, so a crop meets one well when its offset from the window is
+# small against the window's size: hence 3x3 grids at 0.9 (steps of 0.05) and 0.7 (steps
+# of 0.15), and quarters plus the centre at 0.5. Every window costs ~25 bytes of matcher RAM
+# per image (code and index tables).
 REGION_WINDOWS: tuple[tuple[float, float, float, float], ...] = (
-    (0.1, 0.1, 0.8, 0.8),
-    (0.0, 0.0, 0.7, 0.7),
-    (0.3, 0.0, 0.7, 0.7),
-    (0.0, 0.3, 0.7, 0.7),
-    (0.3, 0.3, 0.7, 0.7),
-    (0.2, 0.2, 0.6, 0.6),
+    *((x, y, 0.9, 0.9) for y in (0.0, 0.05, 0.1) for x in (0.0, 0.05, 0.1)),
+    *((x, y, 0.7, 0.7) for y in (0.0, 0.15, 0.3) for x in (0.0, 0.15, 0.3)),
     (0.0, 0.0, 0.5, 0.5),
     (0.5, 0.0, 0.5, 0.5),
     (0.0, 0.5, 0.5, 0.5),
     (0.5, 0.5, 0.5, 0.5),
     (0.25, 0.25, 0.5, 0.5),
 )
+PROBE_BITS = 4  # the pHash's least certain bits, flipped in every combination for lookups
+ORB_SIDE = 400  # keypoints are found on the content scaled to this long side
+ORB_FEATURES = 128  # keypoints kept per image (36 bytes each packed)
+_KEYPOINT_DTYPE = np.dtype([("x", "<u2"), ("y", "<u2"), ("d", "u1", (32,))])
 LAYOUT_GRID = 4  # the look-alike vector is a 4x4 grid of CIELAB means: 48 numbers
 PALETTE_SIZE = 5
 COLOR_MIN_WEIGHT = 0.08  # a named colour must cover this share of the image to be listed
@@ -52,17 +58,38 @@ def fingerprint_bytes(data: bytes) -> Fingerprint:
 
 def fingerprint_decoded(decoded: DecodedImage) -> Fingerprint:
     rgb = decoded.image
-    trim_box = find_content_box(np.asarray(rgb))
+    trim_box = content_box(rgb)
     left, top, right, bottom = trim_box
     content = rgb.crop(trim_box) if trim_box != (0, 0, *rgb.size) else rgb
     grey = content.convert("L")
+    # The pHash comes from the decoded pixels (so it equals imagehash.phash); everything
+    # else that ends small is taken from a small copy, which costs far less to resample.
+    small = content.copy()
+    small.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BOX)
+    small_grey = small.convert("L")
     grey32 = np.asarray(grey.resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
+    grey64 = np.asarray(small_grey.resize((64, 64), Image.Resampling.BOX), dtype=np.float64)
+    hashes256 = [hash256_hex(v) for v in dihedral_variants(grey64)]
     width, height = decoded.width, decoded.height
+    untrimmed64: list[str] | None = None
+    untrimmed256: list[str] | None = None
+    if content is not rgb:
+        whole = rgb.convert("L")
+        whole32 = np.asarray(whole.resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
+        whole64 = np.asarray(whole.resize((64, 64), Image.Resampling.BOX), dtype=np.float64)
+        untrimmed64 = [phash_hex(v) for v in dihedral_variants(whole32)]
+        untrimmed256 = [hash256_hex(v) for v in dihedral_variants(whole64)]
     return Fingerprint(
         phash=phash_hex(grey32),
-        dhash=dhash_hex(grey),
+        dhash=dhash_hex(small_grey),
         phash_dihedral=[phash_hex(v) for v in dihedral_variants(grey32)],
-        regions=region_hashes(grey),
+        regions=region_hashes(small_grey),
+        phash_probes=phash_probes(grey32),
+        hash256=hashes256[0],
+        hash256_dihedral=hashes256,
+        untrimmed_phash_dihedral=untrimmed64,
+        untrimmed_hash256_dihedral=untrimmed256,
+        keypoints=orb_keypoints(grey),
         trim=Box(
             x=left / rgb.width,
             y=top / rgb.height,
@@ -74,9 +101,9 @@ def fingerprint_decoded(decoded: DecodedImage) -> Fingerprint:
         megapixels=round(width * height / 1e6, 3),
         orientation=orientation(width, height),
         format=decoded.format,
-        palette=palette(content),
-        colors=named_colors(content),
-        layout=layout_vector(content),
+        palette=palette(small),
+        colors=named_colors(small),
+        layout=layout_vector(small),
     )
 
 
@@ -112,16 +139,41 @@ def phash_hex(grey32: Array) -> str:
     return bits_to_hex(phash_bits(grey32))
 
 
+def phash_probes(grey32: Array) -> list[str]:
+    """The pHash with every non-empty combination of its PROBE_BITS least certain bits
+    flipped. Smooth images (gradients, colour fields) have many coefficients close to the
+    median, so a gamma change or recompression tips a few bits the hash stage then misses."""
+    m = _dct_matrix()
+    low = (m @ grey32 @ m.T)[:8, :8].ravel()
+    bits = low > np.median(low)
+    weakest = np.argsort(np.abs(low - np.median(low)), kind="stable")[:PROBE_BITS]
+    out = []
+    for combo in range(1, 1 << PROBE_BITS):
+        flipped = bits.copy()
+        for k, position in enumerate(weakest):
+            if combo >> k & 1:
+                flipped[position] = not flipped[position]
+        out.append(bits_to_hex(flipped))
+    return out
+
+
+def hash256_hex(grey64: Array) -> str:
+    """A 256-bit DCT hash: 16x16 lowest frequencies of a 64x64 thumbnail against their
+    median (the construction of PDQ's hash, without its pre-filter). Four times pHash's bits
+    tell apart images pHash confuses: used to verify, not to look up."""
+    m = _dct_matrix(64)
+    low = (m @ grey64 @ m.T)[:16, :16]
+    return bits_to_hex(low > np.median(low), width=64)
+
+
 def dhash_hex(grey: Image.Image) -> str:
     small = np.asarray(grey.resize((9, 8), Image.Resampling.LANCZOS), dtype=np.int16)
     return bits_to_hex(small[:, 1:] > small[:, :-1])
 
 
-def bits_to_hex(bits: Array) -> str:
-    value = 0
-    for bit in bits.ravel():
-        value = (value << 1) | int(bit)
-    return f"{value:016x}"
+def bits_to_hex(bits: Array, width: int = 16) -> str:
+    """Bits, first one most significant, as `width` hex digits (imagehash's spelling)."""
+    return np.packbits(bits.ravel().astype(bool)).tobytes().hex().rjust(width, "0")[-width:]
 
 
 def dihedral_variants(square: Array) -> list[Array]:
@@ -141,7 +193,14 @@ def dihedral_variants(square: Array) -> list[Array]:
     ]
 
 
+REGION_SOURCE_SIDE = 160  # regions are cut from a copy this size; each ends as 32x32
+WORKING_SIDE = 256  # the small copy that dHash, regions, colours and layout are taken from
+
+
 def region_hashes(grey: Image.Image) -> list[RegionHash]:
+    if max(grey.size) > REGION_SOURCE_SIDE:
+        grey = grey.copy()
+        grey.thumbnail((REGION_SOURCE_SIDE, REGION_SOURCE_SIDE), Image.Resampling.BOX)
     w, h = grey.size
     out = []
     for x, y, rw, rh in REGION_WINDOWS:
@@ -158,7 +217,72 @@ def region_hashes(grey: Image.Image) -> list[RegionHash]:
     return out
 
 
+# --- local features ---------------------------------------------------------------------------
+
+
+def orb_keypoints(grey: Image.Image) -> str | None:
+    """ORB keypoints of the content, packed as pack_keypoints; None when there are too few to
+    verify anything with (smooth images: gradients, colour fields)."""
+    small = grey.copy()
+    small.thumbnail((ORB_SIDE, ORB_SIDE), Image.Resampling.BILINEAR)
+    pixels = np.asarray(small, dtype=np.uint8)
+    orb = cv2.ORB_create(  # type: ignore[attr-defined]
+        nfeatures=ORB_FEATURES * 2, fastThreshold=12, edgeThreshold=15
+    )
+    found, descriptors = orb.detectAndCompute(pixels, None)
+    if descriptors is None or len(found) < 8:
+        return None
+    order = np.argsort([-k.response for k in found])[:ORB_FEATURES]
+    xy = np.array([found[i].pt for i in order], dtype=np.float64)
+    return pack_keypoints(pixels.shape[1], pixels.shape[0], xy, descriptors[order])
+
+
+def pack_keypoints(width: int, height: int, xy: Array, descriptors: Array) -> str:
+    """base64 of: width, height (uint16), then per keypoint x, y (uint16, in 1/64000 of the
+    side) and the 32-byte ORB descriptor."""
+    packed = np.zeros(len(xy), dtype=_KEYPOINT_DTYPE)
+    packed["x"] = np.clip(np.round(xy[:, 0] / width * 64000), 0, 64000)
+    packed["y"] = np.clip(np.round(xy[:, 1] / height * 64000), 0, 64000)
+    packed["d"] = descriptors
+    header = np.array([width, height], dtype="<u2").tobytes()
+    return base64.b64encode(header + packed.tobytes()).decode()
+
+
+def unpack_keypoints(text: str) -> tuple[int, int, Array, Array]:
+    """(width, height, xy in pixels of that size (float32, n x 2), descriptors (n x 32))."""
+    return unpack_keypoint_bytes(base64.b64decode(text))
+
+
+def unpack_keypoint_bytes(raw: bytes) -> tuple[int, int, Array, Array]:
+    width, height = (int(v) for v in np.frombuffer(raw[:4], dtype="<u2"))
+    packed = np.frombuffer(raw[4:], dtype=_KEYPOINT_DTYPE)
+    xy = np.stack([packed["x"] * (width / 64000), packed["y"] * (height / 64000)], axis=1)
+    return width, height, xy.astype(np.float32), np.ascontiguousarray(packed["d"])
+
+
 # --- borders and frames ----------------------------------------------------------------------
+
+
+TRIM_SEARCH_SIDE = 200  # borders are looked for on a copy this size: plenty for a frame
+
+
+def content_box(rgb: Image.Image) -> tuple[int, int, int, int]:
+    """find_content_box on a small copy, scaled back to the image's pixels."""
+    scale = max(rgb.size) / TRIM_SEARCH_SIDE
+    if scale <= 1:
+        return find_content_box(np.asarray(rgb))
+    small = rgb.resize(
+        (max(1, round(rgb.width / scale)), max(1, round(rgb.height / scale))),
+        Image.Resampling.BOX,
+    )
+    left, top, right, bottom = find_content_box(np.asarray(small))
+    sx, sy = rgb.width / small.width, rgb.height / small.height
+    return (
+        min(rgb.width, round(left * sx)),
+        min(rgb.height, round(top * sy)),
+        min(rgb.width, round(right * sx)),
+        min(rgb.height, round(bottom * sy)),
+    )
 
 
 def find_content_box(rgb: Array) -> tuple[int, int, int, int]:
@@ -173,7 +297,12 @@ def find_content_box(rgb: Array) -> tuple[int, int, int, int]:
         # lines: (count, pixels, 3) from the edge inwards
         ref = np.median(lines[0], axis=0)
         dev = np.abs(lines - ref).max(axis=2)  # (count, pixels)
-        close = np.percentile(dev, 95, axis=1) <= BORDER_TOLERANCE
+        # A line belongs to the border if it stays close to the outermost line's colour (a
+        # mat), or is one plain colour along its length (the shaded rings of a moulding).
+        own = np.abs(lines - np.median(lines, axis=1, keepdims=True)).max(axis=2)
+        close = (np.percentile(dev, 95, axis=1) <= BORDER_TOLERANCE) | (
+            np.percentile(own, 85, axis=1) <= BORDER_TOLERANCE // 2  # corners of a frame
+        )
         n = 0
         while n < limit and close[n]:
             n += 1
@@ -182,10 +311,12 @@ def find_content_box(rgb: Array) -> tuple[int, int, int, int]:
         return 0 if n >= limit else n
 
     max_rows, max_cols = int(h * MAX_TRIM_SHARE), int(w * MAX_TRIM_SHARE)
-    top = run(img[: max_rows + 1], max_rows)
-    bottom = run(img[::-1][: max_rows + 1], max_rows)
-    left = run(img.transpose(1, 0, 2)[: max_cols + 1], max_cols)
-    right = run(img.transpose(1, 0, 2)[::-1][: max_cols + 1], max_cols)
+    # Every line is examined, but only every step-th pixel along it: depth stays exact.
+    sx, sy = max(1, w // 160), max(1, h // 160)
+    top = run(img[: max_rows + 1, ::sx], max_rows)
+    bottom = run(img[::-1][: max_rows + 1, ::sx], max_rows)
+    left = run(img.transpose(1, 0, 2)[: max_cols + 1, ::sy], max_cols)
+    right = run(img.transpose(1, 0, 2)[::-1][: max_cols + 1, ::sy], max_cols)
     if (h - top - bottom) < 8 or (w - left - right) < 8:
         return (0, 0, w, h)  # a plain image: nothing is border
     return (left, top, w - right, h - bottom)
@@ -255,14 +386,25 @@ def named_colors(content: Image.Image) -> list[str]:
     return [name for name, share in ranked if share >= COLOR_MIN_WEIGHT and name in NAMED_COLORS]
 
 
+@lru_cache(maxsize=1)
+def _srgb_to_lab() -> ImageCms.ImageCmsTransform:
+    # Building the colour transform costs more than applying it: build it once per process.
+    return ImageCms.buildTransformFromOpenProfiles(
+        ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"), "RGB", "LAB"
+    )
+
+
 def layout_vector(content: Image.Image) -> list[float]:
     """4x4 grid of CIELAB cells for cosine kNN look-alikes: lightness relative to the image's
     mean (the layout of light and dark) and the colour axes a*, b* (the palette). Without
     removing the mean lightness, every mid-grey image would look alike."""
     grid = content.resize((LAYOUT_GRID, LAYOUT_GRID), Image.Resampling.BOX)
-    lab = np.asarray(grid.convert("LAB"), dtype=np.float64)  # PIL LAB: all channels 0..255
-    lightness = (lab[..., 0] - lab[..., 0].mean()) / 64.0
-    chroma = (lab[..., 1:] - 128.0) / 32.0
+    converted = ImageCms.applyTransform(grid, _srgb_to_lab())
+    assert converted is not None
+    lab = np.asarray(converted)
+    lightness = (lab[..., 0].astype(np.float64) - lab[..., 0].mean()) / 64.0
+    # PIL stores a* and b* as signed bytes in unsigned pixels (neutral grey is 0, not 128).
+    chroma = lab[..., 1:].astype(np.uint8).view(np.int8).astype(np.float64) / 32.0
     vector = np.concatenate([lightness[..., None], chroma], axis=-1).reshape(-1)
     norm = float(np.linalg.norm(vector))
     if norm < 1e-6:  # a flat grey field: give it a direction all flat greys share

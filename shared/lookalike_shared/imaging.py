@@ -81,7 +81,16 @@ def decode_image(data: bytes, decode_side: int = DECODE_SIDE) -> DecodedImage:
             if fmt == "jpeg":
                 # Let libjpeg scale by 1/2, 1/4 or 1/8 while decoding: far less work than
                 # decoding every pixel and throwing most of them away.
-                img.draft("RGB", (decode_side, decode_side))
+                # The request keeps the aspect ratio: PIL picks the largest reduction that
+                # keeps both sides at least as large as asked.
+                long_side = max(width, height)
+                img.draft(
+                    "RGB",
+                    (
+                        max(1, -(-decode_side * width // long_side)),
+                        max(1, -(-decode_side * height // long_side)),
+                    ),
+                )
             img.load()
             if img.getexif().get(_EXIF_ORIENTATION) in _QUARTER_TURNS:
                 width, height = height, width

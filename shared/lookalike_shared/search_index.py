@@ -106,6 +106,9 @@ def search_document(image: CatalogueImage, fingerprint: Fingerprint) -> dict[str
         colors=fingerprint.colors,
         palette=[p.model_dump() for p in fingerprint.palette],
         layout=fingerprint.layout,
-        fingerprint=fingerprint.model_dump(mode="json", exclude={"layout", "palette", "colors"}),
+        # Keypoints (kilobytes) stay out: "more like this" matches on the hashes.
+        fingerprint=fingerprint.model_dump(
+            mode="json", exclude={"layout", "palette", "colors", "keypoints"}
+        ),
     )
     return doc

@@ -49,6 +49,9 @@ async def image_host() -> AsyncIterator[str]:
         "http://192.168.1.1/x.jpg",
         "http://169.254.169.254/latest/meta-data/",
         "http://0.0.0.0/x.jpg",
+        "http://2130706433/x.jpg",  # 127.0.0.1 as one number
+        "http://127.1/x.jpg",
+        "http://0x7f000001/x.jpg",
         "ftp://example.org/x.jpg",
         "gopher://example.org/",
     ],

@@ -1,4 +1,8 @@
-"""The matcher's HTTP API (DESIGN.md): search by fingerprint or image, lookup, stats."""
+"""The matcher's HTTP API (DESIGN.md): search by fingerprint or image, lookup, stats.
+
+Searches run in threads (numpy and OpenCV release the GIL), uploads are fingerprinted in the
+process pool, so the event loop only parses and routes.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ from lookalike_shared.imaging import ImageRejected
 from lookalike_shared.pool import fingerprint_in_pool, make_pool, warm_pool
 
 from . import metrics
-from .index import FingerprintIndex
+from .index import FingerprintIndex, SearchTrace
+from .openapi import openapi_document
 from .replay import FingerprintReplay
 from .settings import MatcherSettings
 
@@ -38,15 +43,20 @@ def init_app(settings: MatcherSettings, index: FingerprintIndex | None = None) -
     app.router.add_post("/v1/search", search)
     app.router.add_get("/v1/images/{image_id}", get_image)
     app.router.add_get("/v1/stats", stats)
+    app.router.add_get("/openapi.json", openapi)
     return app
 
 
 async def _replay_task(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(app[REPLAY].run())
+    replay = app[REPLAY]
+    task = asyncio.create_task(replay.run())
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    if replay.next_offsets:
+        # The loop is stopped, so nothing writes: the snapshot is consistent.
+        await asyncio.to_thread(replay.save_snapshot)
 
 
 async def _process_pool(app: web.Application) -> AsyncIterator[None]:
@@ -62,18 +72,29 @@ async def search(request: web.Request) -> web.Response:
     started = time.perf_counter()
     if request.content_type.startswith("multipart/"):
         parsed = await _request_from_upload(request)
-    else:
+    elif request.content_type == "application/json":
         try:
             parsed = MatcherSearchRequest.model_validate_json(await request.read())
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"])
             return error_response(400, "invalid_request", f"{field}: {err['msg']}", field or None)
+    else:
+        return error_response(
+            415,
+            "unsupported_media_type",
+            "send application/json with a fingerprint, or multipart/form-data with an image",
+        )
     if isinstance(parsed, web.Response):
         return parsed
     index = request.app[INDEX]
-    with metrics.SEARCH_SECONDS.labels("hash").time():
-        matches = index.search(parsed.fingerprint, parsed.limit, parsed.include_similar)
+    trace = SearchTrace()
+    matches = await asyncio.to_thread(
+        index.search, parsed.fingerprint, parsed.limit, parsed.include_similar, trace
+    )
+    metrics.SEARCH_SECONDS.labels("hash").observe(trace.hash_seconds)
+    metrics.SEARCH_SECONDS.labels("verify").observe(trace.verify_seconds)
+    metrics.VERIFY_CANDIDATES.observe(trace.candidates)
     total = time.perf_counter() - started
     metrics.SEARCH_SECONDS.labels("total").observe(total)
     body = MatcherSearchResponse(matches=matches, took_ms=round(total * 1000, 2), images=len(index))
@@ -115,16 +136,26 @@ async def get_image(request: web.Request) -> web.Response:
             "version": image.version,
             "trim": image.trim.model_dump(),
             "regions": len(image.region_boxes),
+            "keypoints": image.has_keypoints,
         }
     )
 
 
 async def stats(request: web.Request) -> web.Response:
     replay = request.app[REPLAY]
+    index = request.app[INDEX]
     body = MatcherStats(
-        images=len(request.app[INDEX]),
+        images=len(index),
         ready=replay.not_ready_reason is None,
         reason=replay.not_ready_reason,
         partitions=replay.partitions,
+        entries=index.entries,
+        memory_bytes=index.nbytes(),
+        replayed=replay.applied,
+        from_snapshot=replay.loaded_from_snapshot,
     )
     return web.json_response(body.model_dump())
+
+
+async def openapi(_: web.Request) -> web.Response:
+    return web.json_response(openapi_document())

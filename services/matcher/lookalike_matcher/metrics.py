@@ -2,6 +2,9 @@ from prometheus_client import Gauge, Histogram
 
 INDEX_IMAGES = Gauge("lookalike_matcher_index_images", "Images in the index.")
 INDEX_ENTRIES = Gauge("lookalike_matcher_index_entries", "Hash entries (content and regions).")
+MEMORY_BYTES = Gauge(
+    "lookalike_matcher_index_memory_bytes", "RAM held by the index's arrays and id map."
+)
 READY = Gauge("lookalike_matcher_ready", "1 when the index has caught up with the topic.")
 SEARCH_SECONDS = Histogram(
     "lookalike_matcher_search_duration_seconds",

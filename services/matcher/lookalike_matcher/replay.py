@@ -1,8 +1,13 @@
 """Keeps the index equal to the compacted fingerprint topic.
 
-On start it reads its partitions from the beginning; it is ready once it has applied every
-record that existed when it started (the end offsets it saw then). It keeps consuming
-afterwards, so new and deleted images show up within a poll.
+    start --load the snapshot in the data dir, if it fits this topic and partition set-->
+          --seek each partition to the snapshot's next offset (or to the beginning)-->
+          --replay; ready once every record that existed at start is applied-->
+          --keep consuming: new and deleted images show up within a poll;
+            a snapshot every snapshot_interval_seconds while records arrive, and on shutdown
+
+The replay loop is the index's only writer; a snapshot is written from that loop (in a
+thread), so writes pause while it is taken and searches go on.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
@@ -19,6 +25,7 @@ from lookalike_shared.contracts import FingerprintRecord
 from . import metrics
 from .index import FingerprintIndex
 from .settings import MatcherSettings
+from .snapshot import keypoint_store, load_snapshot, save_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +36,17 @@ class FingerprintReplay:
         self.index = index
         self.not_ready_reason: str | None = "INDEX-NOT-LOADED"
         self.partitions: list[int] = []
-        self.applied = 0
+        self.applied = 0  # records applied since this process started
+        self.next_offsets: dict[int, int] = {}
+        self.loaded_from_snapshot = 0  # images the snapshot held
+        self._dirty = False
+        self._last_snapshot = time.monotonic()
+        self._newest_timestamp: float | None = None
+
+    @property
+    def data_dir(self) -> Path | None:
+        folder = self.settings.matcher_data_dir
+        return Path(folder) if folder else None
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -41,6 +58,8 @@ class FingerprintReplay:
         await self._start(consumer)
         try:
             tps = await self._assign(consumer)
+            self.not_ready_reason = "INDEX-NOT-LOADED"
+            await self._load_snapshot(consumer, tps)
             targets = await consumer.end_offsets(tps)
             self.not_ready_reason = "INDEX-CATCHING-UP"
             while True:
@@ -51,8 +70,18 @@ class FingerprintReplay:
                 if self.not_ready_reason is not None and await self._caught_up(consumer, targets):
                     self.not_ready_reason = None
                     metrics.READY.set(1)
-                    log.info("index loaded", extra={"images": len(self.index)})
+                    log.info(
+                        "index loaded",
+                        extra={"images": len(self.index), "replayed": self.applied},
+                    )
                 await self._report_lag(consumer, tps, batch)
+                if (
+                    self._dirty
+                    and self.data_dir is not None
+                    and time.monotonic() - self._last_snapshot
+                    >= self.settings.snapshot_interval_seconds
+                ):
+                    await asyncio.to_thread(self.save_snapshot)
         finally:
             await consumer.stop()
 
@@ -70,10 +99,13 @@ class FingerprintReplay:
         topic = self.settings.fingerprint_topic
         self.not_ready_reason = "TOPIC-MISSING"
         while True:
-            await consumer.topics()  # refreshes metadata
-            available = consumer.partitions_for_topic(topic)
-            if available:
-                break
+            if topic in await consumer.topics():
+                # topics() reads fresh metadata without keeping it; have the client track
+                # the topic so partitions_for_topic sees a topic created after our start.
+                await consumer._client.add_topic(topic)
+                available = consumer.partitions_for_topic(topic)
+                if available:
+                    break
             await asyncio.sleep(1)
         wanted = self.settings.matcher_partitions or sorted(available)
         unknown = set(wanted) - set(available)
@@ -82,10 +114,50 @@ class FingerprintReplay:
         self.partitions = sorted(wanted)
         tps = [TopicPartition(topic, p) for p in self.partitions]
         consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
         return tps
 
+    async def _load_snapshot(self, consumer: AIOKafkaConsumer, tps: list[TopicPartition]) -> None:
+        folder = self.data_dir
+        snapshot = None
+        if folder is not None:
+            snapshot = await asyncio.to_thread(
+                load_snapshot, folder, self.settings.fingerprint_topic, self.partitions
+            )
+        if snapshot is None:
+            store = keypoint_store(folder)
+            store.truncate(0)  # keypoints of an ignored snapshot are of no use
+            self.index.adopt(FingerprintIndex(store))
+            await consumer.seek_to_beginning(*tps)
+            return
+        self.index.adopt(snapshot.index)
+        self.loaded_from_snapshot = len(snapshot.index)
+        self.next_offsets = dict(snapshot.offsets)
+        for tp in tps:
+            offset = snapshot.offsets.get(tp.partition)
+            if offset is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, offset)
+        metrics.INDEX_IMAGES.set(len(self.index))
+
+    def save_snapshot(self) -> None:
+        """Write a snapshot of what has been applied (call with the replay loop paused)."""
+        if self.data_dir is None or not self.partitions:
+            return
+        save_snapshot(
+            self.index,
+            self.data_dir,
+            self.settings.fingerprint_topic,
+            self.partitions,
+            self.next_offsets,
+        )
+        self._dirty = False
+        self._last_snapshot = time.monotonic()
+
     def _apply(self, record: ConsumerRecord) -> None:
+        self.next_offsets[record.partition] = record.offset + 1
+        self._dirty = True
+        self._newest_timestamp = record.timestamp / 1000
         image_id = record.key.decode() if record.key else None
         if record.value is None:
             if image_id is not None:
@@ -107,6 +179,7 @@ class FingerprintReplay:
             self.index.upsert(parsed.image_id, parsed.version, parsed.fingerprint)
         self.applied += 1
         metrics.INDEX_IMAGES.set(len(self.index))
+        metrics.INDEX_ENTRIES.set(self.index.entries)
 
     @staticmethod
     async def _caught_up(consumer: AIOKafkaConsumer, targets: dict[TopicPartition, int]) -> bool:
@@ -127,8 +200,9 @@ class FingerprintReplay:
             if highwater is not None:
                 behind += max(0, highwater - await consumer.position(tp))
         metrics.REPLAY_LAG_RECORDS.set(behind)
-        newest = max((r.timestamp for rs in batch.values() for r in rs), default=None)
         if behind == 0:
             metrics.REPLAY_LAG_SECONDS.set(0)
-        elif newest is not None:
-            metrics.REPLAY_LAG_SECONDS.set(max(0.0, time.time() - newest / 1000))
+        elif self._newest_timestamp is not None:
+            # How far behind the newest record applied is, while records wait.
+            metrics.REPLAY_LAG_SECONDS.set(max(0.0, time.time() - self._newest_timestamp))
+        metrics.MEMORY_BYTES.set(self.index.nbytes())

@@ -17,5 +17,13 @@ class MatcherSettings(CommonSettings):
     )
     pool_workers: int = Field(1, description="Processes fingerprinting uploaded query images.")
     max_request_bytes: int = Field(25 * 1024 * 1024, description="Largest request body accepted.")
+    matcher_data_dir: str | None = Field(
+        None,
+        description="Folder for the index snapshot and keypoint file; empty keeps nothing on "
+        "disk, so every start replays the whole topic.",
+    )
+    snapshot_interval_seconds: float = Field(
+        300.0, description="Write a snapshot this often while records arrive (and on shutdown)."
+    )
 
     _split = field_validator("matcher_partitions", mode="before")(split_csv)

@@ -1,0 +1,267 @@
+"""Matcher benchmark: search latency, memory, add/delete throughput and restart time at
+millions of indexed images, against faiss IndexBinaryFlat exact search in the same run.
+
+The index is filled with synthetic fingerprints (random 64-bit content and region codes,
+the region-window layout of real fingerprints) and real fingerprints of the sample images
+are planted among them; queries are transformed copies of those (resized, cropped, framed,
+flipped, turned), fingerprinted once up front. For each size:
+
+- hash stage: the matcher's multi-index-hashing lookups (every query code at its radius)
+  vs faiss IndexBinaryFlat range search with the same codes and radii on the same entries,
+  one thread each;
+- full search: hash stage + verification (256-bit hash, ORB + RANSAC) of the short list;
+- RAM per image: the index's arrays and id map, divided by the images;
+- add and delete throughput through upsert()/delete() of real fingerprints;
+- restart: snapshot written, then loaded into a fresh index (at the smallest size >= 1M).
+
+    .venv/bin/python bench/matcher.py                      # 1M and 10M (~10 min, ~16 GB)
+    .venv/bin/python bench/matcher.py --quick              # 100k and 1M
+    .venv/bin/python bench/matcher.py --sizes 2000000 --queries 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from robustness import FAMILIES, package_images
+
+from lookalike_matcher import index as index_module
+from lookalike_matcher.index import FingerprintIndex, SearchTrace, hex_to_u64
+from lookalike_matcher.snapshot import keypoint_store, load_snapshot, save_snapshot
+from lookalike_shared.contracts import Box, Fingerprint
+from lookalike_shared.fingerprint import REGION_WINDOWS, fingerprint_bytes
+
+QUERY_FAMILIES = ("resize_50", "jpeg_30", "crop_20", "border_10", "flip", "rotate_90")
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.array(values), q))
+
+
+def real_fingerprints() -> tuple[list[Fingerprint], list[tuple[int, Fingerprint]]]:
+    """(fingerprints of the originals, (original number, query fingerprint) pairs)."""
+    originals, queries = [], []
+    for i, path in enumerate(package_images()):
+        data = path.read_bytes()
+        originals.append(fingerprint_bytes(data))
+        with Image.open(io.BytesIO(data)) as im:
+            rgb = im.convert("RGB")
+        for family in QUERY_FAMILIES:
+            changed = FAMILIES[family](rgb, random.Random(i))
+            buf = io.BytesIO()
+            changed.save(buf, "JPEG", quality=30 if family == "jpeg_30" else 90)
+            queries.append((i, fingerprint_bytes(buf.getvalue())))
+    return originals, queries
+
+
+def query_codes(fp: Fingerprint) -> list[tuple[str, np.ndarray, int]]:
+    """The (table, codes, radius) lookups FingerprintIndex._hash_stage makes for `fp`."""
+    dihedral = np.array(
+        [hex_to_u64(h) for h in fp.phash_dihedral + (fp.untrimmed_phash_dihedral or [])],
+        dtype=np.uint64,
+    )
+    probes = np.array([hex_to_u64(h) for h in fp.phash_probes or []], dtype=np.uint64)
+    regions = np.array([hex_to_u64(r.phash) for r in fp.regions], dtype=np.uint64)
+    identity = np.arange(len(dihedral)) % 8 == 0
+    return [
+        ("content", dihedral[identity], index_module.CONTENT_RADIUS),
+        ("content", dihedral[~identity], index_module.TURN_RADIUS),
+        ("content", probes, index_module.PROBE_RADIUS),
+        ("regions", dihedral[:1], index_module.CROP_RADIUS),
+        ("content", regions, index_module.REGION_RADIUS),
+    ]
+
+
+def fill(index: FingerprintIndex, n: int, rng: np.random.Generator, chunk: int) -> float:
+    windows = tuple(Box(x=x, y=y, w=w, h=h) for x, y, w, h in REGION_WINDOWS)
+    started = time.perf_counter()
+    for start in range(0, n, chunk):
+        k = min(chunk, n - start)
+        index.bulk_add(
+            [f"s{j}" for j in range(start, start + k)],
+            np.ones(k, dtype=np.int64),
+            rng.integers(0, 2**64, k, dtype=np.uint64, endpoint=False),
+            rng.integers(0, 2**64, (k, len(windows)), dtype=np.uint64, endpoint=False),
+            windows,
+        )
+    return time.perf_counter() - started
+
+
+def faiss_tables(index: FingerprintIndex) -> dict[str, Any]:
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    out = {}
+    for name, table in (("content", index.content), ("regions", index.regions)):
+        flat = faiss.IndexBinaryFlat(64)
+        codes = table.arrays()["codes"]
+        # faiss reads each code as 8 bytes; the byte order is the same for queries.
+        flat.add(np.ascontiguousarray(codes).view(np.uint8).reshape(-1, 8))
+        out[name] = flat
+    return out
+
+
+def faiss_search(tables: dict[str, Any], fp: Fingerprint) -> int:
+    found = 0
+    for name, codes, radius in query_codes(fp):
+        if len(codes) == 0:
+            continue
+        x = np.ascontiguousarray(codes).view(np.uint8).reshape(-1, 8)
+        lims, _, _ = tables[name].range_search(x, radius + 1)  # faiss: distance < radius
+        found += int(lims[-1])
+    return found
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def bench_size(
+    n: int,
+    originals: list[Fingerprint],
+    queries: list[tuple[int, Fingerprint]],
+    args: argparse.Namespace,
+    restart: bool,
+) -> dict[str, float]:
+    rng = np.random.default_rng(n)
+    gc.collect()
+    rss_before = rss_bytes()
+    index = FingerprintIndex()
+    fill_seconds = fill(index, n - len(originals), rng, args.chunk)
+    for i, fp in enumerate(originals):
+        index.upsert(f"real-{i}", 1, fp)
+    index.content.merge()
+    index.regions.merge()
+    rss_after = rss_bytes()
+    res: dict[str, float] = {"images": len(index), "fill_s": fill_seconds}
+    res["bytes_per_image"] = index.nbytes() / len(index)
+    res["rss_per_image"] = (rss_after - rss_before) / len(index)
+
+    chosen = queries[: args.queries]
+    hash_ms, full_ms, found = [], [], 0
+    for _ in range(args.repeat):
+        for source, fp in chosen:
+            trace = SearchTrace()
+            started = time.perf_counter()
+            matches = index.search(fp, limit=10, trace=trace)
+            full_ms.append((time.perf_counter() - started) * 1000)
+            hash_ms.append(trace.hash_seconds * 1000)
+            found += any(m.image_id == f"real-{source}" for m in matches[:1])
+    res["hash_p50"], res["hash_p99"] = percentile(hash_ms, 50), percentile(hash_ms, 99)
+    res["full_p50"], res["full_p99"] = percentile(full_ms, 50), percentile(full_ms, 99)
+    res["top1"] = found / (len(chosen) * args.repeat)
+
+    if not args.no_faiss:
+        tables = faiss_tables(index)
+        faiss_ms = []
+        for _source, fp in chosen[: args.faiss_queries]:
+            started = time.perf_counter()
+            faiss_search(tables, fp)
+            faiss_ms.append((time.perf_counter() - started) * 1000)
+        res["faiss_p50"], res["faiss_p99"] = percentile(faiss_ms, 50), percentile(faiss_ms, 99)
+        del tables
+        gc.collect()
+
+    # add / delete throughput (real fingerprints, new ids)
+    count = args.writes
+    started = time.perf_counter()
+    for k in range(count):
+        index.upsert(f"w{k}", 1, originals[k % len(originals)])
+    res["adds_per_s"] = count / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for k in range(count):
+        index.delete(f"w{k}")
+    res["deletes_per_s"] = count / (time.perf_counter() - started)
+
+    if restart:
+        folder = Path(tempfile.mkdtemp(prefix="lookalike-bench-"))
+        try:
+            started = time.perf_counter()
+            save_snapshot(index, folder, "bench", [0], {0: n})
+            res["snapshot_s"] = time.perf_counter() - started
+            del index
+            gc.collect()
+            started = time.perf_counter()
+            loaded = load_snapshot(folder, "bench", [0])
+            res["restart_s"] = time.perf_counter() - started
+            assert loaded is not None and len(loaded.index) == res["images"]
+            source, fp = chosen[0]
+            assert loaded.index.search(fp, limit=1)[0].image_id == f"real-{source}"
+            keypoint_store(None).close()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    return res
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="1000000,10000000")
+    parser.add_argument("--quick", action="store_true", help="--sizes 100000,1000000")
+    parser.add_argument("--queries", type=int, default=60, help="query fingerprints used")
+    parser.add_argument("--repeat", type=int, default=3, help="times each query is run")
+    parser.add_argument("--faiss-queries", type=int, default=20)
+    parser.add_argument("--writes", type=int, default=2000)
+    parser.add_argument("--chunk", type=int, default=2_000_000)
+    parser.add_argument("--no-faiss", action="store_true")
+    args = parser.parse_args()
+    sizes = [100_000, 1_000_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+
+    originals, queries = real_fingerprints()
+    random.Random(3).shuffle(queries)
+    print(
+        f"{len(originals)} real fingerprints planted, {len(queries)} transformed queries "
+        f"({', '.join(QUERY_FAMILIES)}); {args.queries} used x{args.repeat}; one thread"
+    )
+    restart_at = min((s for s in sizes if s >= 1_000_000), default=max(sizes))
+    rows = []
+    for n in sizes:
+        res = bench_size(n, originals, queries, args, restart=n == restart_at)
+        rows.append(res)
+        print(f"  {n:,} images filled in {res['fill_s']:.1f} s", flush=True)
+
+    print()
+    print(
+        f"{'images':>12} {'hash p50':>9} {'hash p99':>9} {'faiss p50':>10} {'faiss p99':>10}"
+        f" {'x faster':>9} {'full p50':>9} {'full p99':>9} {'top-1':>6} {'B/image':>8}"
+        f" {'RSS B/img':>10} {'adds/s':>8} {'dels/s':>8}"
+    )
+    for r in rows:
+        faiss50 = r.get("faiss_p50", float("nan"))
+        faiss99 = r.get("faiss_p99", float("nan"))
+        print(
+            f"{int(r['images']):>12,} {r['hash_p50']:>7.2f}ms {r['hash_p99']:>7.2f}ms"
+            f" {faiss50:>8.1f}ms {faiss99:>8.1f}ms {faiss50 / r['hash_p50']:>8.1f}x"
+            f" {r['full_p50']:>7.2f}ms {r['full_p99']:>7.2f}ms {r['top1']:>6.2f}"
+            f" {r['bytes_per_image']:>8.0f} {r['rss_per_image']:>10.0f}"
+            f" {r['adds_per_s']:>8.0f} {r['deletes_per_s']:>8.0f}"
+        )
+    for r in rows:
+        if "restart_s" in r:
+            print(
+                f"restart at {int(r['images']):,} images: snapshot written in "
+                f"{r['snapshot_s']:.1f} s, loaded in "
+                f"{r['restart_s']:.1f} s"
+            )
+    print("x faster = faiss p50 / hash-stage p50 (same codes, same radii, same entries)")
+
+
+if __name__ == "__main__":
+    main()

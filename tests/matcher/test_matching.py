@@ -1,0 +1,215 @@
+"""The matcher finds the artwork behind transformed real images, and says where it sits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from lookalike_matcher import hamming
+from lookalike_matcher.hamming import HammingTable
+from lookalike_matcher.index import FingerprintIndex
+from lookalike_matcher.snapshot import keypoint_store, load_snapshot, save_snapshot
+from lookalike_shared.contracts import Fingerprint
+from tests.fixtures.matcher import SAMPLE_IDS, png_fingerprint, transformed_fingerprint
+
+
+@pytest.fixture(scope="module")
+def catalogue_index(sample_fingerprints: dict[str, Fingerprint]) -> FingerprintIndex:
+    index = FingerprintIndex()
+    for image_id, fingerprint in sample_fingerprints.items():
+        index.upsert(image_id, 1, fingerprint)
+    return index
+
+
+def best(index: FingerprintIndex, query: Fingerprint) -> Any:
+    matches = index.search(query, limit=5)
+    assert matches, "nothing found"
+    return matches[0]
+
+
+def test_crop_is_found_as_a_duplicate_with_the_region_it_came_from(
+    catalogue_index: FingerprintIndex, sample_catalogue: tuple[Path, Any]
+) -> None:
+    root, _ = sample_catalogue
+    # the lower right of the coffee photograph: 68% of its width, 70% of its height
+    query = transformed_fingerprint(
+        root,
+        "img-00004",
+        lambda im: im.crop((int(im.width * 0.32), int(im.height * 0.3), im.width, im.height)),
+    )
+    match = best(catalogue_index, query)
+    assert (match.image_id, match.match) == ("img-00004", "duplicate")
+    region = match.region  # from the keypoints' homography, not from the hashed window
+    assert region.x == pytest.approx(0.32, abs=0.04) and region.y == pytest.approx(0.3, abs=0.04)
+    assert region.w == pytest.approx(0.68, abs=0.04) and region.h == pytest.approx(0.7, abs=0.04)
+    assert match.overlap.target == pytest.approx(0.68 * 0.7, abs=0.06)
+    assert match.overlap.query > 0.9
+
+
+def test_framed_copy_is_found_with_the_artwork_filling_the_frame_opening(
+    catalogue_index: FingerprintIndex, sample_catalogue: tuple[Path, Any]
+) -> None:
+    root, _ = sample_catalogue
+
+    def frame(im: Image.Image) -> Image.Image:
+        d = im.width // 6
+        out = Image.new("RGB", (im.width + 2 * d, im.height + 2 * d), (90, 60, 30))
+        draw = ImageDraw.Draw(out)
+        for i in range(d // 2):
+            shade = 60 + 3 * i
+            draw.rectangle((i, i, out.width - 1 - i, out.height - 1 - i), outline=(shade, 40, 20))
+        out.paste(im, (d, d))
+        return out
+
+    match = best(catalogue_index, transformed_fingerprint(root, "img-00025", frame))
+    assert (match.image_id, match.match) == ("img-00025", "duplicate")
+    assert match.overlap.target > 0.8  # the whole painting is in the query
+
+
+@pytest.mark.parametrize(
+    ("image_id", "turn", "named"),
+    [
+        ("img-00003", Image.Transpose.FLIP_LEFT_RIGHT, {"flip_horizontal"}),
+        ("img-00008", Image.Transpose.ROTATE_90, {"rotate_90", "rotate_270"}),
+        ("img-00001", Image.Transpose.ROTATE_180, {"rotate_180"}),
+    ],
+)
+def test_mirrored_and_turned_copies_are_duplicates_named_by_their_transform(
+    catalogue_index: FingerprintIndex,
+    sample_catalogue: tuple[Path, Any],
+    image_id: str,
+    turn: Image.Transpose,
+    named: set[str],
+) -> None:
+    root, _ = sample_catalogue
+    match = best(
+        catalogue_index, transformed_fingerprint(root, image_id, lambda im: im.transpose(turn))
+    )
+    assert (match.image_id, match.match) == (image_id, "duplicate")
+    assert match.transform in named
+
+
+def test_slightly_rotated_photograph_is_found_through_local_features(
+    catalogue_index: FingerprintIndex, sample_catalogue: tuple[Path, Any]
+) -> None:
+    root, _ = sample_catalogue
+    query = transformed_fingerprint(
+        root, "img-00001", lambda im: im.rotate(4, resample=Image.Resampling.BILINEAR)
+    )
+    match = best(catalogue_index, query)
+    assert (match.image_id, match.match) == ("img-00001", "duplicate")
+
+
+def test_smooth_colour_field_without_keypoints_matches_through_the_global_hash() -> None:
+    def colour_field(top: tuple[int, int, int], bottom: tuple[int, int, int]) -> Image.Image:
+        img = Image.new("RGB", (400, 300), (200, 190, 170))
+        draw = ImageDraw.Draw(img)
+        draw.rectangle((30, 20, 370, 150), fill=top)
+        draw.rectangle((30, 165, 370, 280), fill=bottom)
+        return img
+
+    painting = colour_field((170, 40, 30), (240, 150, 40))
+    other = colour_field((30, 40, 160), (20, 20, 20))
+    index = FingerprintIndex()
+    index.upsert("field", 1, png_fingerprint(painting))
+    index.upsert("other", 1, png_fingerprint(other))
+    query = png_fingerprint(painting.resize((200, 150)))
+    assert query.keypoints is None or len(query.keypoints) < 2000  # few or no local features
+    match = best(index, query)
+    assert (match.image_id, match.match) == ("field", "duplicate")
+
+
+def test_unrelated_catalogue_images_are_never_duplicates_of_each_other(
+    sample_fingerprints: dict[str, Fingerprint],
+) -> None:
+    # img-00020/21 are the left and right views of one stereo pair: the same photograph
+    # taken a few centimetres apart, which the matcher rightly calls a duplicate.
+    stereo = {"img-00020", "img-00021"}
+    for image_id in SAMPLE_IDS:
+        index = FingerprintIndex()
+        for other, fingerprint in sample_fingerprints.items():
+            if other != image_id and not {image_id, other} <= stereo:
+                index.upsert(other, 1, fingerprint)
+        duplicates = [
+            m.image_id
+            for m in index.search(sample_fingerprints[image_id])
+            if m.match == "duplicate"
+        ]
+        assert duplicates == [], image_id
+
+
+def test_updated_image_answers_with_its_new_version_and_deleted_one_is_gone(
+    sample_fingerprints: dict[str, Fingerprint],
+) -> None:
+    index = FingerprintIndex()
+    cat, rocket = sample_fingerprints["img-00003"], sample_fingerprints["img-00008"]
+    index.upsert("art", 1, cat)
+    index.upsert("art", 2, rocket)
+    assert [m.image_id for m in index.search(cat) if m.match == "duplicate"] == []
+    assert best(index, rocket).version == 2
+    assert index.delete("art")
+    assert index.search(rocket) == [] and len(index) == 0
+
+
+@pytest.mark.parametrize("bucket_tables_from", [1 << 30, 1000], ids=["binary-search", "buckets"])
+def test_multi_index_search_equals_brute_force_through_adds_deletes_and_compaction(
+    monkeypatch: pytest.MonkeyPatch, bucket_tables_from: int
+) -> None:
+    monkeypatch.setattr(hamming, "BUCKET_TABLE_FROM", bucket_tables_from)
+    rng = np.random.default_rng(7)
+    table = HammingTable(delta_limit=500)
+    codes = rng.integers(0, 2**64, 6000, dtype=np.uint64)
+    for start in range(0, len(codes), 700):
+        chunk = codes[start : start + 700]
+        table.add(
+            chunk,
+            np.arange(start, start + len(chunk), dtype=np.int32),
+            np.zeros(len(chunk), np.int8),
+        )
+    alive = np.ones(len(codes), dtype=bool)
+    killed = rng.choice(len(codes), 4000, replace=False)  # enough to trigger compaction
+    table.kill(killed[:1000])
+    alive[killed[:1000]] = False
+    remap = table.compact()
+    table.kill(remap[killed[1000:1200]])
+    alive[killed[1000:1200]] = False
+    queries = codes[rng.choice(len(codes), 40)].copy()
+    for j in range(len(queries)):  # move each query 0..11 bits away from its code
+        for bit in rng.choice(64, j % 12, replace=False):
+            queries[j] ^= np.uint64(1) << np.uint64(int(bit))
+    for radius in (4, 8, 10):
+        q, e, _ = table.search(queries, radius)
+        got = {(int(a), int(b)) for a, b in zip(q, table.owners(e), strict=True)}
+        dist = np.bitwise_count(queries[:, None] ^ codes[None, :])
+        want = {
+            (int(a), int(b))
+            for a, b in zip(*np.nonzero((dist <= radius) & alive[None, :]), strict=True)
+        }
+        assert got == want
+
+
+def test_snapshot_restores_an_index_that_answers_the_same(
+    tmp_path: Path, sample_fingerprints: dict[str, Fingerprint], sample_catalogue: tuple[Path, Any]
+) -> None:
+    root, _ = sample_catalogue
+    query = transformed_fingerprint(
+        root, "img-00026", lambda im: im.crop((0, 0, im.width // 2, im.height // 2))
+    )
+    # with a data dir, keypoints go to the file beside the snapshot
+    index = FingerprintIndex(keypoint_store(tmp_path))
+    for image_id, fingerprint in sample_fingerprints.items():
+        index.upsert(image_id, 1, fingerprint)
+    index.delete("img-00002")
+    save_snapshot(index, tmp_path, "topic-a", [0, 1], {0: 10, 1: 17})
+    assert load_snapshot(tmp_path, "topic-b", [0, 1]) is None  # another topic: ignored
+    assert load_snapshot(tmp_path, "topic-a", [0]) is None  # another partition set: ignored
+    loaded = load_snapshot(tmp_path, "topic-a", [1, 0])
+    assert loaded is not None and loaded.offsets == {0: 10, 1: 17}
+    assert len(loaded.index) == len(index) == 26
+    assert loaded.index.get("img-00002") is None
+    assert loaded.index.search(query) == index.search(query)
+    assert loaded.index.search(query)[0].image_id == "img-00026"

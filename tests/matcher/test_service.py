@@ -1,0 +1,190 @@
+"""The matcher service on the real (embedded) broker: snapshot and replay, shards, API."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from lookalike_gateway.matcher_client import MatcherClient
+from lookalike_matcher.app import init_app
+from lookalike_matcher.settings import MatcherSettings
+from lookalike_shared.config import CommonSettings
+from lookalike_shared.contracts import Fingerprint, MatcherSearchRequest
+from tests.fixtures.images import jpeg_bytes, resized_copy, sample_path
+from tests.fixtures.matcher import (
+    SAMPLE_IDS,
+    make_topics,
+    publish_fingerprints,
+    running_matcher,
+)
+from tests.fixtures.services import wait_until
+
+
+async def search(
+    http: aiohttp.ClientSession, url: str, fingerprint: Fingerprint
+) -> list[dict[str, Any]]:
+    body = MatcherSearchRequest(fingerprint=fingerprint, limit=50).model_dump_json()
+    headers = {"Content-Type": "application/json"}
+    async with http.post(f"{url}/v1/search", data=body, headers=headers) as resp:
+        assert resp.status == 200
+        return list((await resp.json())["matches"])
+
+
+async def test_restart_loads_the_snapshot_and_replays_only_the_tail(
+    lookalike_settings: CommonSettings,
+    sample_fingerprints: dict[str, Fingerprint],
+    tmp_path: Path,
+) -> None:
+    await make_topics(lookalike_settings, partitions=2)
+    first, tail = SAMPLE_IDS[:20], SAMPLE_IDS[20:]
+    await publish_fingerprints(lookalike_settings, {i: sample_fingerprints[i] for i in first})
+    data_dir = str(tmp_path / "matcher")
+    query = sample_fingerprints["img-00003"]
+    async with running_matcher(lookalike_settings, matcher_data_dir=data_dir) as (
+        url,
+        replay,
+        http,
+    ):
+        assert replay.applied == 20 and replay.loaded_from_snapshot == 0
+        before = await search(http, url, query)
+    # stopped: the snapshot was written on shutdown. More changes arrive meanwhile.
+    assert (tmp_path / "matcher" / "manifest.json").exists()
+    changes: dict[str, Fingerprint | None] = {i: sample_fingerprints[i] for i in tail}
+    changes["img-00001"] = None  # a delete in the tail
+    await publish_fingerprints(lookalike_settings, changes)
+
+    async with running_matcher(lookalike_settings, matcher_data_dir=data_dir) as (
+        url,
+        replay,
+        http,
+    ):
+        assert replay.loaded_from_snapshot == 20
+        assert replay.applied == len(changes)  # only the tail was replayed
+        async with http.get(f"{url}/v1/stats") as resp:
+            stats = await resp.json()
+        assert stats["images"] == 26 and stats["ready"] and stats["from_snapshot"] == 20
+        after = await search(http, url, query)
+        assert [m["image_id"] for m in after] == [m["image_id"] for m in before]
+        assert after[0]["score"] == before[0]["score"]
+        gone = await search(http, url, sample_fingerprints["img-00001"])
+        assert "img-00001" not in [m["image_id"] for m in gone]
+        tail_hit = await search(http, url, sample_fingerprints["img-00027"])
+        assert tail_hit[0]["image_id"] == "img-00027"
+
+
+async def test_two_shards_merged_answer_equals_one_matcher(
+    lookalike_settings: CommonSettings,
+    sample_fingerprints: dict[str, Fingerprint],
+    sample_catalogue: tuple[Path, Any],
+) -> None:
+    root, _ = sample_catalogue
+    await make_topics(lookalike_settings, partitions=2)
+    # Spread the images over both partitions (by a stable hash of the id).
+    await publish_fingerprints(
+        lookalike_settings,
+        dict(sample_fingerprints.items()),
+        partition=lambda image_id: zlib.crc32(image_id.encode()) % 2,
+    )
+    from lookalike_shared.fingerprint import fingerprint_bytes
+
+    queries = [fingerprint_bytes(resized_copy(sample_path(root, i), 0.5)) for i in SAMPLE_IDS[::3]]
+    async with (
+        running_matcher(lookalike_settings) as (whole_url, whole, http),
+        running_matcher(lookalike_settings, matcher_partitions=[0]) as (shard0, replay0, _),
+        running_matcher(lookalike_settings, matcher_partitions=[1]) as (shard1, replay1, _),
+    ):
+        assert replay0.partitions == [0] and replay1.partitions == [1]
+        sizes = [len(replay0.index), len(replay1.index)]
+        assert sum(sizes) == len(whole.index) == 27 and min(sizes) > 0
+        client = MatcherClient(http, [shard0, shard1], timeout=10)
+        single = MatcherClient(http, [whole_url], timeout=10)
+        for query in queries:
+            merged, warnings = await client.search(query, 20)
+            alone, _ = await single.search(query, 20)
+            assert warnings == []
+            assert [m.model_dump() for m in merged] == [m.model_dump() for m in alone]
+
+
+async def test_every_served_route_is_in_the_openapi_document_and_back(
+    lookalike_settings: CommonSettings,
+) -> None:
+    app = init_app(MatcherSettings(**lookalike_settings.model_dump()))
+    served = set()
+    for route in app.router.routes():
+        if route.method == "HEAD":
+            continue
+        path = route.resource.canonical if route.resource else ""
+        served.add((route.method.lower(), path))
+    async with running_matcher(lookalike_settings, ready=False) as (url, _, http):
+        async with http.get(f"{url}/openapi.json") as resp:
+            document = await resp.json()
+    documented = {(m, p) for p, ops in document["paths"].items() for m in ops}
+    assert served == documented
+
+
+async def test_bad_requests_get_a_clear_4xx(
+    lookalike_settings: CommonSettings, sample_catalogue: tuple[Path, Any]
+) -> None:
+    root, _ = sample_catalogue
+    await make_topics(lookalike_settings, partitions=1)
+    async with running_matcher(lookalike_settings, max_request_bytes=200_000) as (url, _, http):
+        cases: list[tuple[dict[str, Any], int, str]] = [
+            (
+                {"data": b"{not json", "headers": {"Content-Type": "application/json"}},
+                400,
+                "invalid_request",
+            ),
+            ({"json": {"fingerprint": {"phash": "zz"}}}, 400, "invalid_request"),
+            (
+                {"data": b"hello", "headers": {"Content-Type": "text/plain"}},
+                415,
+                "unsupported_media_type",
+            ),
+        ]
+        for kwargs, status, code in cases:
+            async with http.post(f"{url}/v1/search", **kwargs) as resp:
+                assert resp.status == status
+                assert (await resp.json())["error"]["code"] == code
+        form = aiohttp.FormData()
+        form.add_field("image", b"GIF89a-not-really", filename="x.gif")
+        async with http.post(f"{url}/v1/search", data=form) as resp:
+            assert resp.status == 422
+        big = aiohttp.FormData()
+        big.add_field("image", sample_path(root, "img-00006").read_bytes() * 2, filename="b.jpg")
+        async with http.post(f"{url}/v1/search", data=big) as resp:
+            assert resp.status == 413
+        upload = aiohttp.FormData()
+        upload.add_field("image", jpeg_bytes_of(root), filename="q.jpg")
+        async with http.post(f"{url}/v1/search", data=upload) as resp:
+            assert resp.status == 200
+        async with http.get(f"{url}/v1/images/no-such-image") as resp:
+            assert resp.status == 404
+
+
+def jpeg_bytes_of(root: Path) -> bytes:
+    from PIL import Image
+
+    with Image.open(sample_path(root, "img-00003")) as img:
+        return jpeg_bytes(img.convert("RGB").resize((200, 133)))
+
+
+async def test_readyz_says_why_until_the_topic_exists(lookalike_settings: CommonSettings) -> None:
+    async with running_matcher(lookalike_settings, ready=False) as (url, replay, http):
+
+        async def reason_is_topic_missing() -> bool:
+            return replay.not_ready_reason == "TOPIC-MISSING"
+
+        await wait_until(reason_is_topic_missing, 30, "TOPIC-MISSING")
+        async with http.get(f"{url}/readyz") as resp:
+            assert resp.status == 503
+            assert (await resp.json())["reason"] == "TOPIC-MISSING"
+        await make_topics(lookalike_settings, partitions=1)
+
+        async def ready() -> bool:
+            async with http.get(f"{url}/readyz") as resp:
+                return resp.status == 200
+
+        await wait_until(ready, 30, "ready once the topic exists")
