@@ -19,6 +19,18 @@ if ! command -v promtool >/dev/null 2>&1; then
   fi
 fi
 
+# Debian's Chromium for the browser test (Playwright drives it; no browser download).
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[lookalike] installing Debian's chromium for the browser test"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "the browser test needs Debian's chromium at /usr/bin/chromium" >&2
+    exit 1
+  fi
+fi
+
 echo "[lookalike] ruff check"
 ruff check .
 echo "[lookalike] ruff format --check"

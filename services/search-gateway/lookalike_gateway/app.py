@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import aiohttp
@@ -20,8 +21,9 @@ from lookalike_shared.pool import default_workers, make_pool, warm_pool
 from . import metrics
 from .es_queries import CatalogueSearch
 from .matcher_client import MatcherClient
+from .openapi import openapi_document
 from .params import BadRequest, read_search_request
-from .search import BackendFailed, SearchService, timed
+from .search import BackendFailed, SearchService, start_timeline, timed
 from .settings import GatewaySettings
 from .thumbnails import ThumbnailCache
 
@@ -42,7 +44,12 @@ def init_app(settings: GatewaySettings) -> web.Application:
     app.router.add_static("/static/", STATIC, name="static")
     app.router.add_post("/v1/search", search)
     app.router.add_get("/v1/images/{image_id}/thumbnail", thumbnail)
+    app.router.add_get("/openapi.json", openapi_json)
     return app
+
+
+async def openapi_json(_: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
 
 
 async def _backends(app: web.Application) -> AsyncIterator[None]:
@@ -52,7 +59,8 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
     await warm_pool(pool, workers)
     es = AsyncElasticsearch(settings.es_url, request_timeout=settings.es_timeout_seconds + 1)
     session = aiohttp.ClientSession()
-    fetcher = ImageFetcher(policy_from(settings))
+    # An image_url's body is held to the same cap as an upload.
+    fetcher = ImageFetcher(replace(policy_from(settings), max_bytes=settings.max_upload_bytes))
     catalogue = CatalogueSearch(es, settings.es_alias)
     matcher = MatcherClient(session, settings.matcher_urls, settings.matcher_timeout_seconds)
     app[SERVICE] = SearchService(settings, catalogue, matcher, pool, fetcher)
@@ -91,15 +99,26 @@ async def index_page(_: web.Request) -> web.FileResponse:
 
 
 async def search(request: web.Request) -> web.StreamResponse:
-    started = time.perf_counter()
+    timeline = start_timeline()
+    started = timeline.started
     service = request.app[SERVICE]
     try:
+        # Waiting for the client's upload is not the gateway's own time: note it apart.
         parsed = await read_search_request(request, request.app[SETTINGS].max_upload_bytes)
+        timeline.record("upload", started, time.perf_counter())
         fingerprint = await service.query_fingerprint(parsed)
     except BadRequest as exc:
-        return error_response(exc.status, exc.code, str(exc), exc.field)
+        refused = error_response(exc.status, exc.code, str(exc), exc.field)
+        if exc.status == 413:
+            # The rest of the body is not worth reading: close rather than drain it.
+            refused.force_close()
+        return refused
     response = web.StreamResponse(
-        headers={"Content-Type": "application/x-ndjson", "Cache-Control": "no-store"}
+        headers={
+            "Content-Type": "application/x-ndjson",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",  # a proxy in front must pass each line on at once
+        }
     )
     await response.prepare(request)
     lines = service.lines(parsed.params, fingerprint)
@@ -110,6 +129,8 @@ async def search(request: web.Request) -> web.StreamResponse:
             if first_hit and line["type"] == "hit":
                 metrics.FIRST_HIT_SECONDS.observe(time.perf_counter() - started)
                 first_hit = False
+    except ConnectionResetError:
+        return response  # the client went away; nobody is left to answer
     finally:
         await lines.aclose()  # client gone or done: cancels the backend calls still running
     await response.write_eof()

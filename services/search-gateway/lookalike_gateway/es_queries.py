@@ -3,6 +3,7 @@ colour-layout vector), hydration of the matcher's duplicates, and "more like thi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch, NotFoundError
@@ -11,6 +12,16 @@ from lookalike_shared.contracts import Fingerprint
 from lookalike_shared.search_index import INTERNAL_FIELDS
 
 from .params import SearchParams
+
+FACET_FIELDS = ("colors", "format", "orientation", "decade")
+FACET_SIZE = 20
+
+
+@dataclass
+class KeywordAnswer:
+    hits: list[dict[str, Any]]
+    total: int  # every match, not only the hits fetched
+    facets: dict[str, dict[Any, int]]  # field -> value -> count, over every match
 
 
 def filter_clauses(params: SearchParams) -> list[dict[str, Any]]:
@@ -35,6 +46,29 @@ def filter_clauses(params: SearchParams) -> list[dict[str, Any]]:
     return clauses
 
 
+def passes_filters(doc: dict[str, Any], params: SearchParams) -> bool:
+    """`filter_clauses` evaluated on one document (tests keep the two in agreement)."""
+    colors = doc.get("colors") or []
+    if any(c not in colors for c in params.colors):
+        return False
+    if params.format and doc.get("format") not in params.format:
+        return False
+    if params.orientation and doc.get("orientation") != params.orientation:
+        return False
+    for bound, name in ((params.min_width, "width"), (params.min_height, "height")):
+        if bound and (doc.get(name) is None or doc[name] < bound):
+            return False
+    if params.year_from is not None or params.year_to is not None:
+        year = doc.get("year")
+        if year is None:
+            return False
+        if params.year_from is not None and year < params.year_from:
+            return False
+        if params.year_to is not None and year > params.year_to:
+            return False
+    return True
+
+
 def keyword_query(params: SearchParams) -> dict[str, Any]:
     must: list[dict[str, Any]]
     if params.q:
@@ -57,14 +91,26 @@ class CatalogueSearch:
         self.es = es
         self.alias = alias
 
-    async def keyword(self, params: SearchParams, size: int) -> list[dict[str, Any]]:
+    async def keyword(self, params: SearchParams, size: int) -> KeywordAnswer:
+        """The top `size` keyword/filter hits, how many there are, and their facet counts."""
         resp = await self.es.search(
             index=self.alias,
             query=keyword_query(params),
             size=size,
             source_excludes=INTERNAL_FIELDS,
+            track_total_hits=True,
+            aggs={f: {"terms": {"field": f, "size": FACET_SIZE}} for f in FACET_FIELDS},
         )
-        return list(resp["hits"]["hits"])
+        facets = {
+            f: {b["key"]: int(b["doc_count"]) for b in resp["aggregations"][f]["buckets"]}
+            for f in FACET_FIELDS
+        }
+        total = resp["hits"]["total"]
+        return KeywordAnswer(
+            hits=list(resp["hits"]["hits"]),
+            total=int(total["value"] if isinstance(total, dict) else total),
+            facets=facets,
+        )
 
     async def similar(
         self, params: SearchParams, layout: list[float], size: int
@@ -84,16 +130,17 @@ class CatalogueSearch:
         return list(resp["hits"]["hits"])
 
     async def hydrate(self, params: SearchParams, ids: list[str]) -> dict[str, dict[str, Any]]:
-        """The documents of the given ids that pass the filters."""
+        """The documents of the given ids that pass the filters. A multi-get by id is the
+        cheapest read Elasticsearch has (and real-time); the filters are then applied here,
+        with `passes_filters`, the same rules `filter_clauses` gives Elasticsearch."""
         if not ids:
             return {}
-        resp = await self.es.search(
-            index=self.alias,
-            query={"bool": {"filter": [{"ids": {"values": ids}}, *filter_clauses(params)]}},
-            size=len(ids),
-            source_excludes=INTERNAL_FIELDS,
-        )
-        return {hit["_id"]: hit["_source"] for hit in resp["hits"]["hits"]}
+        resp = await self.es.mget(index=self.alias, ids=ids, source_excludes=INTERNAL_FIELDS)
+        return {
+            doc["_id"]: doc["_source"]
+            for doc in resp["docs"]
+            if doc.get("found") and passes_filters(doc["_source"], params)
+        }
 
     async def keyword_scores(self, params: SearchParams, ids: list[str]) -> dict[str, float]:
         """Keyword relevance of given ids, to re-rank image results when words are given too."""

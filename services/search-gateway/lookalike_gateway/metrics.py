@@ -15,7 +15,8 @@ FIRST_HIT_SECONDS = Histogram(
 )
 BACKEND_SECONDS = Histogram(
     "lookalike_gateway_backend_duration_seconds",
-    "Time of each backend call: fingerprint, matcher, es_keyword, es_similar, es_hydrate.",
+    "Time of each backend call: fingerprint, matcher, es_keyword, es_similar, es_hydrate, "
+    "es_rerank.",
     ["backend"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )

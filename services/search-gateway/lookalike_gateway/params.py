@@ -8,8 +8,15 @@ import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from aiohttp import BodyPartReader, web
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from lookalike_shared.contracts import NAMED_COLORS, ImageFormat, ImageId, Orientation
 
@@ -58,19 +65,22 @@ class SearchParams(BaseModel):
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
-    @model_validator(mode="after")
-    def _years_in_order(self) -> SearchParams:
-        if (
-            self.year_from is not None
-            and self.year_to is not None
-            and self.year_from > self.year_to
-        ):
-            raise ValueError("year_from is after year_to")
-        return self
+    @field_validator("year_to")
+    @classmethod
+    def _years_in_order(cls, value: int | None, info: ValidationInfo) -> int | None:
+        year_from = info.data.get("year_from")
+        if value is not None and year_from is not None and year_from > value:
+            raise ValueError(f"year_to ({value}) is before year_from ({year_from})")
+        return value
 
     @property
     def offset(self) -> int:
         return decode_cursor(self.cursor) if self.cursor else 0
+
+
+MAX_OFFSET = 1000  # deep pages cost every backend offset + limit results; nobody reads them
+MAX_FIELD_BYTES = 8 * 1024  # a form field other than the image: words, filters, a URL
+LIST_FIELDS = frozenset({"colors", "format"})  # may be repeated: colors=red&colors=blue
 
 
 def encode_cursor(offset: int) -> str:
@@ -85,7 +95,7 @@ def decode_cursor(cursor: str) -> int:
         raise BadRequest(
             "invalid_parameter", "cursor is not one this server issued", "cursor"
         ) from exc
-    if not isinstance(offset, int) or not 0 <= offset <= 10_000:
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET:
         raise BadRequest("invalid_parameter", "cursor is out of range", "cursor")
     return offset
 
@@ -96,32 +106,82 @@ class SearchRequest:
     image: bytes | None  # uploaded or pasted bytes
 
 
+async def _read_capped(part: BodyPartReader, cap: int, name: str, status: int) -> bytes:
+    """Read one multipart part, giving up as soon as it passes `cap` bytes: a chunked upload
+    has no Content-Length to refuse it by, so the cap holds while streaming."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await part.read_chunk(64 * 1024):
+        size += len(chunk)
+        if size > cap:
+            code = "image_too_large" if name == "image" else "invalid_parameter"
+            raise BadRequest(code, f"{name} is over the size limit ({cap} bytes)", name, status)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _add_field(fields: dict[str, Any], name: str, value: str) -> None:
+    """Form fields: a list field may repeat (its values join), any other only once."""
+    if name not in fields:
+        fields[name] = value
+    elif name in LIST_FIELDS:
+        fields[name] = f"{fields[name]},{value}"
+    else:
+        raise BadRequest("invalid_parameter", f"{name} is given twice", name)
+
+
+def _pasted_image(value: object, max_image_bytes: int) -> bytes:
+    """JSON `image`: a data URL (what a browser's clipboard gives) or plain base64."""
+    if not isinstance(value, str) or not value:
+        raise BadRequest("invalid_parameter", "image: expected a data: URL or base64", "image")
+    if value.startswith("data:"):
+        header, sep, value = value.partition(",")
+        if not sep or not header.endswith(";base64"):
+            raise BadRequest("invalid_parameter", "image: a data: URL must be base64", "image")
+    if len(value) > max_image_bytes * 4 // 3 + 4:
+        raise BadRequest("image_too_large", "image is over the size limit", "image", 413)
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest("invalid_parameter", "image: not valid base64", "image") from exc
+
+
 async def read_search_request(request: web.Request, max_image_bytes: int) -> SearchRequest:
-    """Multipart (file field `image`), urlencoded form, or JSON; 400 naming the field."""
+    """Multipart (file field `image`), urlencoded form, or JSON (`image` as a data URL);
+    400 naming the field."""
     fields: dict[str, Any] = {}
     image: bytes | None = None
     content_type = request.content_type
+    if request.content_length is not None and request.content_length > max_image_bytes:
+        # Refused from the header alone, before a byte of the body is read.
+        raise BadRequest("request_too_large", "the request body is over the size limit", status=413)
     try:
         if content_type.startswith("multipart/"):
             async for part in await request.multipart():
+                if not isinstance(part, BodyPartReader):
+                    raise BadRequest("invalid_body", "nested multipart bodies are not accepted")
                 name = part.name or ""
                 if name == "image":
-                    image = await part.read(decode=False)  # type: ignore[union-attr]
-                    if len(image) > max_image_bytes:
-                        raise BadRequest(
-                            "image_too_large", "image is over the size limit", "image", 413
-                        )
-                elif name in fields:
-                    raise BadRequest("invalid_parameter", f"{name} is given twice", name)
+                    if image is not None:
+                        raise BadRequest("invalid_parameter", "image is given twice", "image")
+                    image = await _read_capped(part, max_image_bytes, "image", 413)
                 else:
-                    fields[name] = await part.text()  # type: ignore[union-attr]
+                    raw = await _read_capped(part, MAX_FIELD_BYTES, name, 400)
+                    try:
+                        text = raw.decode(part.get_charset(default="utf-8"))
+                    except LookupError as exc:
+                        raise BadRequest("invalid_body", f"{name}: unknown charset", name) from exc
+                    _add_field(fields, name, text)
         elif content_type == "application/json":
             body = await request.json()
             if not isinstance(body, dict):
                 raise BadRequest("invalid_body", "the JSON body must be an object")
-            fields = body
+            fields = dict(body)
+            if "image" in fields:
+                image = _pasted_image(fields.pop("image"), max_image_bytes)
         elif content_type == "application/x-www-form-urlencoded":
-            fields = dict(await request.post())
+            for name, value in (await request.post()).items():
+                _add_field(fields, name, str(value))
         elif request.can_read_body:
             raise BadRequest(
                 "unsupported_media_type",
@@ -132,16 +192,15 @@ async def read_search_request(request: web.Request, max_image_bytes: int) -> Sea
         raise BadRequest(
             "request_too_large", "the request body is over the size limit", status=413
         ) from exc
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
-        if isinstance(exc, BadRequest):
-            raise
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, AssertionError) as exc:
         raise BadRequest("invalid_body", f"the body could not be read: {exc}") from exc
     try:
         params = SearchParams.model_validate(fields)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or None
-        message = f"{field}: {err['msg']}" if field else err["msg"]
+        path = ".".join(str(p) for p in err["loc"])
+        field = str(err["loc"][0]) if err["loc"] else None  # the parameter, not an index in it
+        message = f"{path}: {err['msg']}" if path else err["msg"]
         if err["type"] == "extra_forbidden":
             message = f"unknown parameter {field!r}"
         raise BadRequest("invalid_parameter", message, field) from exc

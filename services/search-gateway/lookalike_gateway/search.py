@@ -13,11 +13,16 @@ fails the answer. Leaving the generator early (client gone) cancels every task.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import logging
+import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from concurrent.futures import ProcessPoolExecutor
+from contextvars import ContextVar
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from elasticsearch import ApiError, TransportError
 
@@ -27,19 +32,64 @@ from lookalike_shared.imaging import ImageRejected
 from lookalike_shared.pool import fingerprint_in_pool
 
 from . import metrics
-from .es_queries import CatalogueSearch
+from .es_queries import FACET_FIELDS, CatalogueSearch, KeywordAnswer
 from .matcher_client import MatcherClient, MatcherUnavailable
-from .params import BadRequest, SearchParams, SearchRequest, encode_cursor
+from .params import MAX_OFFSET, BadRequest, SearchParams, SearchRequest, encode_cursor
 from .settings import GatewaySettings
 
 T = TypeVar("T")
-FACET_FIELDS = ("colors", "format", "orientation", "decade")
+log = logging.getLogger(__name__)
+MATCHER_MAX_LIMIT = 200  # the matcher API's largest page
+RERANK_DEPTH = 100  # image hits re-ranked by words: pages stay consistent up to this many
 
 
 class BackendFailed(Exception):
     def __init__(self, backend: str, message: str) -> None:
         super().__init__(message)
         self.backend = backend
+
+
+class Timeline:
+    """When each backend call of one request ran, so the answer can say where its time went
+    and how much was the gateway's own (no backend call in flight)."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.calls: list[tuple[str, float, float]] = []
+        self.first_hit: float | None = None
+
+    def record(self, backend: str, start: float, end: float) -> None:
+        self.calls.append((backend, start, end))
+
+    def summary(self) -> dict[str, float | None]:
+        now = time.perf_counter()
+        out: dict[str, float | None] = {}
+        for backend, start, end in self.calls:
+            out[backend] = round((out.get(backend) or 0.0) + (end - start) * 1000, 2)
+            if backend == "es_keyword" and "es_keyword_done_at" not in out:
+                out["es_keyword_done_at"] = round((end - self.started) * 1000, 2)
+        busy, reach = 0.0, self.started
+        for _, start, end in sorted(self.calls, key=lambda c: c[1]):
+            start = max(start, reach)
+            if end > start:
+                busy += end - start
+                reach = end
+        out["first_hit_at"] = (
+            round((self.first_hit - self.started) * 1000, 2) if self.first_hit else None
+        )
+        out["gateway"] = round((now - self.started - busy) * 1000, 2)
+        return out
+
+
+_TIMELINE: ContextVar[Timeline | None] = ContextVar("lookalike_timeline", default=None)
+
+
+def start_timeline() -> Timeline:
+    """Begin timing a request; backend calls made from this task (and tasks it starts)
+    record themselves in it."""
+    timeline = Timeline()
+    _TIMELINE.set(timeline)
+    return timeline
 
 
 async def timed(backend: str, call: Awaitable[T], timeout: float) -> T:
@@ -52,7 +102,28 @@ async def timed(backend: str, call: Awaitable[T], timeout: float) -> T:
     except (ApiError, TransportError, MatcherUnavailable, OSError) as exc:
         raise BackendFailed(backend, f"{backend} failed: {exc}") from exc
     finally:
-        metrics.BACKEND_SECONDS.labels(backend).observe(time.perf_counter() - started)
+        _finished(backend, started)
+
+
+def _finished(backend: str, started: float) -> None:
+    ended = time.perf_counter()
+    metrics.BACKEND_SECONDS.labels(backend).observe(ended - started)
+    timeline = _TIMELINE.get()
+    if timeline is not None:
+        timeline.record(backend, started, ended)
+
+
+def _refuse_numeric_host(url: str) -> None:
+    """Hosts such as 2130706433, 127.1 or 0x7f000001 are loopback in disguise to some
+    resolvers; a URL a person means never names a host that way, so say so plainly."""
+    host = urlsplit(url).hostname or ""
+    if re.fullmatch(r"[0-9.]+|0x[0-9a-f.x]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise BadRequest(
+                "url_forbidden", f"host {host!r} is not a plain IP address or name", "image_url"
+            ) from None
 
 
 class SearchService:
@@ -89,6 +160,7 @@ class SearchService:
                 )
             return found
         if params.image_url is not None:
+            _refuse_numeric_host(params.image_url)
             try:
                 data = await self.fetcher.fetch(params.image_url)
             except FetchError as exc:
@@ -106,58 +178,91 @@ class SearchService:
             field = "image_url" if params.image_url else "image"
             raise BadRequest(exc.code, str(exc), field, status) from exc
         finally:
-            metrics.BACKEND_SECONDS.labels("fingerprint").observe(time.perf_counter() - started)
+            _finished("fingerprint", started)
 
     async def lines(
         self, params: SearchParams, fingerprint: Fingerprint | None
-    ) -> AsyncIterator[dict[str, Any]]:
-        started = time.perf_counter()
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        timeline = _TIMELINE.get() or start_timeline()
         offset, limit = params.offset, params.limit
-        want = offset + limit + 1  # one more than the page tells whether a next page exists
+        # Each group is a prefix of its backend's ranking, so offset + limit of each is enough
+        # for this page; one more tells whether a next page exists, and one more again makes
+        # up for "more like this" leaving out the query image itself.
+        want = offset + limit + 1 + (1 if params.image_id else 0)
+        # Words re-rank the image groups, which moves hits forward from deep in a backend's
+        # ranking: fetch those groups to a fixed depth so every page re-ranks the same list.
+        image_depth = max(want, RERANK_DEPTH) if params.q else want
         es_timeout = self.settings.es_timeout_seconds
         tasks: dict[str, asyncio.Task[Any]] = {}
         if fingerprint is not None:
             tasks["matcher"] = asyncio.create_task(
                 timed(
                     "matcher",
-                    self.matcher.search(fingerprint, want),
+                    self.matcher.search(fingerprint, min(image_depth, MATCHER_MAX_LIMIT)),
                     self.settings.matcher_timeout_seconds,
                 )
             )
             tasks["es_similar"] = asyncio.create_task(
                 timed(
                     "es_similar",
-                    self.catalogue.similar(params, fingerprint.layout, want),
+                    self.catalogue.similar(params, fingerprint.layout, image_depth),
                     es_timeout,
                 )
             )
         if params.q or fingerprint is None:
             tasks["es_keyword"] = asyncio.create_task(
-                timed("es_keyword", self.catalogue.keyword(params, want), es_timeout)
+                # With an image too, the keyword hits also re-rank the look-alikes, so fetch
+                # as deep as those are fetched.
+                timed(
+                    "es_keyword",
+                    self.catalogue.keyword(params, image_depth if fingerprint else want),
+                    es_timeout,
+                )
             )
-        page = _Page(offset, limit)
+        page = _Page(offset, limit, leave_out=params.image_id)
         warnings: list[str] = []
         near: list[MatcherMatch] = []
         try:
-            if "matcher" in tasks:
-                duplicates, near = await self._duplicate_group(params, tasks, warnings)
-                async for line in page.add(duplicates):
-                    yield line
-            if "es_similar" in tasks:
-                similar = await self._similar_group(params, tasks, near, warnings)
-                async for line in page.add(similar):
-                    yield line
-            if "es_keyword" in tasks:
-                async for line in page.add(await self._keyword_group(tasks, warnings)):
-                    yield line
+            try:
+                if "matcher" in tasks:
+                    duplicates, near = await self._duplicate_group(params, tasks, warnings)
+                    async for line in page.add(duplicates):
+                        yield line
+                if "es_similar" in tasks:
+                    similar = await self._similar_group(params, tasks, near, warnings)
+                    async for line in page.add(similar):
+                        yield line
+                if "es_keyword" in tasks:
+                    keyword: KeywordAnswer | None = await self._result(
+                        tasks, "es_keyword", warnings
+                    )
+                    if keyword is not None:
+                        async for line in page.add(_keyword_hits(keyword)):
+                            yield line
+                        page.count_unfetched(keyword)
+            except Exception:
+                # Lines are out already, so no error status is possible: end the stream
+                # properly and say the answer is incomplete, rather than cut it off.
+                log.exception("search failed part-way")
+                warnings.append("the search failed part-way; the answer is incomplete")
+                metrics.WARNINGS.labels("gateway").inc()
             done = DoneLine(
-                took_ms=round((time.perf_counter() - started) * 1000, 1),
+                took_ms=round((time.perf_counter() - timeline.started) * 1000, 1),
                 total=page.total,
                 facets=page.facets(),
                 warnings=warnings,
-                next_cursor=encode_cursor(offset + limit) if page.total > offset + limit else None,
+                next_cursor=(
+                    encode_cursor(offset + limit)
+                    if page.total > offset + limit and offset + limit <= MAX_OFFSET
+                    else None
+                ),
             )
-            yield done.model_dump()
+            timeline.first_hit = page.first_hit
+            yield {
+                **done.model_dump(),
+                "totals": dict(page.by_match),
+                "timings_ms": timeline.summary(),
+            }
         finally:
             for task in tasks.values():
                 task.cancel()
@@ -168,8 +273,9 @@ class SearchService:
         try:
             return await tasks[name]
         except BackendFailed as exc:
-            warnings.append(str(exc))
-            metrics.WARNINGS.labels(name).inc()
+            if str(exc) not in warnings:  # a result may be asked for twice (re-ranking)
+                warnings.append(str(exc))
+                metrics.WARNINGS.labels(name).inc()
             return None
 
     async def _duplicate_group(
@@ -192,7 +298,7 @@ class SearchService:
                 score=m.score,
                 overlap=m.overlap,
                 region=m.region,
-                doc=docs.get(m.image_id) or {"image_id": m.image_id},
+                doc=(docs or {}).get(m.image_id) or {"image_id": m.image_id},
             )
             for m in duplicates
             if docs is None or m.image_id in docs
@@ -203,6 +309,8 @@ class SearchService:
         self, params: SearchParams, ids: list[str], warnings: list[str]
     ) -> dict[str, dict[str, Any]] | None:
         """Docs of the ids that pass the filters; None when Elasticsearch could not say."""
+        if not ids:
+            return {}
         try:
             return await timed(
                 "es_hydrate", self.catalogue.hydrate(params, ids), self.settings.es_timeout_seconds
@@ -220,9 +328,7 @@ class SearchService:
         warnings: list[str],
     ) -> list[HitLine]:
         hits: dict[str, HitLine] = {}
-        near_docs = (
-            await self._hydrate(params, [m.image_id for m in near], warnings) if near else {}
-        )
+        near_docs = await self._hydrate(params, [m.image_id for m in near], warnings)
         for m in near:
             if near_docs is None or m.image_id in near_docs:
                 doc = (near_docs or {}).get(m.image_id) or {"image_id": m.image_id}
@@ -242,32 +348,26 @@ class SearchService:
                 doc=hit["_source"],
             )
         ranked = sorted(hits.values(), key=lambda h: -h.score)
-        return await self._rerank(params, ranked, warnings)
-
-    async def _keyword_group(
-        self, tasks: dict[str, asyncio.Task[Any]], warnings: list[str]
-    ) -> list[HitLine]:
-        found = await self._result(tasks, "es_keyword", warnings) or []
-        return [
-            HitLine(
-                rank=0,
-                image_id=h["_id"],
-                match="text",
-                score=round(float(h["_score"] or 0), 2),
-                doc=h["_source"],
-            )
-            for h in found
-        ]
+        if not params.q or len(ranked) < 2:
+            return ranked
+        # The keyword search runs anyway: its scores re-rank the look-alikes, which saves an
+        # Elasticsearch query. A look-alike beyond its top RERANK_DEPTH counts as no match.
+        keyword: KeywordAnswer | None = await self._result(tasks, "es_keyword", warnings)
+        if keyword is None:
+            return ranked
+        scores = {h["_id"]: float(h["_score"] or 0.0) for h in keyword.hits}
+        return sorted(ranked, key=lambda h: (-scores.get(h.image_id, 0.0), -h.score))
 
     async def _rerank(
         self, params: SearchParams, hits: list[HitLine], warnings: list[str]
     ) -> list[HitLine]:
-        """With words as well as an image, keyword relevance orders each image group."""
+        """With words as well as an image, keyword relevance orders the duplicates (asked
+        of Elasticsearch for just these ids, so they need not wait for the keyword search)."""
         if not params.q or len(hits) < 2:
             return hits
         try:
             scores = await timed(
-                "es_keyword",
+                "es_rerank",
                 self.catalogue.keyword_scores(params, [h.image_id for h in hits]),
                 self.settings.es_timeout_seconds,
             )
@@ -277,14 +377,30 @@ class SearchService:
         return sorted(hits, key=lambda h: (-scores.get(h.image_id, 0.0), -h.score))
 
 
-class _Page:
-    """Numbers hits across groups, skips what earlier pages showed, keeps each image once."""
+def _keyword_hits(answer: KeywordAnswer) -> list[HitLine]:
+    return [
+        HitLine(
+            rank=0,
+            image_id=h["_id"],
+            match="text",
+            score=round(float(h["_score"] or 0), 2),
+            doc=h["_source"],
+        )
+        for h in answer.hits
+    ]
 
-    def __init__(self, offset: int, limit: int) -> None:
+
+class _Page:
+    """Numbers hits across groups, skips what earlier pages showed, keeps each image once,
+    and counts the whole answer (not only this page) for the total and the facets."""
+
+    def __init__(self, offset: int, limit: int, leave_out: str | None = None) -> None:
         self.offset = offset
         self.limit = limit
-        self.seen: set[str] = set()
+        self.seen: set[str] = {leave_out} if leave_out else set()
+        self.first_hit: float | None = None
         self.total = 0
+        self.by_match: Counter[str] = Counter({"duplicate": 0, "similar": 0, "text": 0})
         self.counts: dict[str, Counter[Any]] = {f: Counter() for f in FACET_FIELDS}
 
     async def add(self, hits: list[HitLine]) -> AsyncIterator[dict[str, Any]]:
@@ -293,11 +409,36 @@ class _Page:
                 continue
             self.seen.add(hit.image_id)
             self.total += 1
+            self.by_match[hit.match] += 1
             self._count(hit.doc)
             if self.offset < self.total <= self.offset + self.limit:
                 hit.rank = self.total
+                if self.first_hit is None:
+                    self.first_hit = time.perf_counter()
                 hit.doc.setdefault("thumbnail_url", f"/v1/images/{hit.image_id}/thumbnail")
                 yield hit.model_dump(exclude_none=True)
+
+    def count_unfetched(self, keyword: KeywordAnswer) -> None:
+        """Keyword matches beyond those fetched still count: Elasticsearch's total and
+        aggregations, less what the fetched hits account for. (An unfetched keyword match
+        that is also an image match counts twice; image groups are small, so rarely.)"""
+        unfetched = keyword.total - len(keyword.hits)
+        if unfetched <= 0:
+            return
+        self.total += unfetched
+        self.by_match["text"] += unfetched
+        fetched: dict[str, Counter[Any]] = {f: Counter() for f in FACET_FIELDS}
+        for hit in keyword.hits:
+            for field in FACET_FIELDS:
+                value = hit["_source"].get(field)
+                for v in value if isinstance(value, list) else [value]:
+                    if v is not None:
+                        fetched[field][v] += 1
+        for field, counts in keyword.facets.items():
+            for value, count in counts.items():
+                rest = count - fetched[field][value]
+                if rest > 0:
+                    self.counts[field][value] += rest
 
     def _count(self, doc: dict[str, Any]) -> None:
         for field in FACET_FIELDS:

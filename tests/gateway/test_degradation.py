@@ -1,0 +1,260 @@
+"""A backend that is down or slow costs its part of the answer and adds a warning, never a
+hang or a 500; lines stream as each group is ready; a client that leaves cancels the work."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from lookalike_stack.processes import free_port
+from tests.fixtures.gateway import IndexedCatalogue, fake_matcher
+from tests.fixtures.images import resized_copy, sample_path
+from tests.fixtures.services import start_app
+
+CAT = "img-00003"
+
+
+def _cat_copy(indexed: IndexedCatalogue) -> bytes:
+    return resized_copy(sample_path(indexed.root, CAT), 0.5)
+
+
+def _nothing_listening() -> str:
+    return f"http://127.0.0.1:{free_port()}"
+
+
+class HeldElasticsearch:
+    """A pass-through proxy to the real Elasticsearch that can hold some searches back until
+    the test lets them go, to see what the gateway does while they are pending."""
+
+    def __init__(self, upstream: str, hold: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.hold = hold  # a request body containing this is held (the keyword search: aggs)
+        self.release = asyncio.Event()
+        self.held = 0
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> HeldElasticsearch:
+        self._http = aiohttp.ClientSession(auto_decompress=False)
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._forward)
+        port = free_port()
+        self._runner = await start_app(app, port)
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release.set()
+        assert self._runner is not None and self._http is not None
+        await self._runner.cleanup()
+        await self._http.close()
+
+    async def _forward(self, request: web.Request) -> web.Response:
+        assert self._http is not None
+        body = await request.read()
+        if self.hold and self.hold.encode() in body:
+            self.held += 1
+            await self.release.wait()
+        headers = {
+            k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
+        }
+        async with self._http.request(
+            request.method, f"{self.upstream}{request.rel_url}", data=body, headers=headers
+        ) as resp:
+            payload = await resp.read()
+            keep = ("content-type", "x-elastic-product", "content-encoding")
+            out = {k: v for k, v in resp.headers.items() if k.lower() in keep}
+            return web.Response(status=resp.status, body=payload, headers=out)
+
+
+async def test_with_elasticsearch_down_the_same_artwork_still_comes_back_with_a_warning(
+    indexed_catalogue: IndexedCatalogue,
+) -> None:
+    async with indexed_catalogue.another_gateway(es_url=_nothing_listening()) as gateway:
+        image = await asyncio.wait_for(gateway.search(_cat_copy(indexed_catalogue), q="cat"), 20)
+        words = await asyncio.wait_for(gateway.search(q="cat"), 20)
+        by_id = await asyncio.wait_for(gateway.search(image_id=CAT), 20)
+
+    assert image.status == 200
+    assert image.hits[0]["image_id"] == CAT
+    assert image.hits[0]["match"] == "duplicate"
+    assert any("es_" in w for w in image.done["warnings"])
+    assert words.status == 200
+    assert words.hits == []
+    assert any("es_keyword" in w for w in words.done["warnings"])
+    # "More like this" needs the catalogue to know the image: a clear 503, not a 500.
+    assert by_id.status == 503
+    assert by_id.error["code"] == "backend_unavailable"
+
+
+async def test_with_the_matcher_down_look_alikes_and_keyword_hits_still_come_back(
+    indexed_catalogue: IndexedCatalogue,
+) -> None:
+    async with indexed_catalogue.another_gateway(matcher_urls=[_nothing_listening()]) as gateway:
+        answer = await asyncio.wait_for(
+            gateway.search(_cat_copy(indexed_catalogue), q="motorcycle"), 20
+        )
+
+    assert answer.status == 200
+    assert "duplicate" not in {h["match"] for h in answer.hits}
+    assert {"img-00020", "img-00021"} <= set(answer.ids)
+    assert CAT in answer.ids  # it still looks like itself
+    assert any("matcher" in w for w in answer.done["warnings"])
+
+
+async def test_one_matcher_shard_down_gives_the_other_shards_results_and_a_warning(
+    indexed_catalogue: IndexedCatalogue,
+) -> None:
+    dead = _nothing_listening()
+    async with indexed_catalogue.another_gateway(
+        matcher_urls=[indexed_catalogue.matcher_url, dead]
+    ) as gateway:
+        answer = await gateway.search(_cat_copy(indexed_catalogue))
+
+    assert answer.hits[0]["image_id"] == CAT
+    assert answer.hits[0]["match"] == "duplicate"
+    assert any(dead in w for w in answer.done["warnings"])
+
+
+async def test_a_matcher_that_never_answers_costs_only_its_deadline(
+    indexed_catalogue: IndexedCatalogue,
+) -> None:
+    async def never(_: web.Request) -> web.Response:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async with (
+        fake_matcher(never) as matcher_url,
+        indexed_catalogue.another_gateway(
+            matcher_urls=[matcher_url], matcher_timeout_seconds=0.5
+        ) as gateway,
+    ):
+        answer = await asyncio.wait_for(gateway.search(_cat_copy(indexed_catalogue)), 10)
+
+    assert answer.status == 200
+    assert CAT in answer.ids  # from the look-alike search
+    assert any("matcher" in w for w in answer.done["warnings"])
+
+
+async def test_a_matcher_answering_garbage_is_a_warning_not_a_500(
+    indexed_catalogue: IndexedCatalogue,
+) -> None:
+    async def garbage(_: web.Request) -> web.Response:
+        return web.Response(text="{not json", content_type="application/json")
+
+    async with (
+        fake_matcher(garbage) as matcher_url,
+        indexed_catalogue.another_gateway(matcher_urls=[matcher_url]) as gateway,
+    ):
+        answer = await gateway.search(_cat_copy(indexed_catalogue))
+
+    assert answer.status == 200
+    assert CAT in answer.ids
+    assert any("matcher" in w for w in answer.done["warnings"])
+
+
+async def test_slow_elasticsearch_costs_only_its_deadline(
+    indexed_catalogue: IndexedCatalogue,
+) -> None:
+    async with (
+        HeldElasticsearch(indexed_catalogue.settings.es_url, hold="{") as es,
+        indexed_catalogue.another_gateway(es_url=es.url, es_timeout_seconds=0.5) as gateway,
+    ):
+        answer = await asyncio.wait_for(gateway.search(_cat_copy(indexed_catalogue), q="cat"), 10)
+
+    assert answer.status == 200
+    assert answer.hits[0]["image_id"] == CAT  # the matcher's answer, without details
+    warnings = " ".join(answer.done["warnings"])
+    assert "es_similar" in warnings and "es_keyword" in warnings
+
+
+async def _stream(
+    http: aiohttp.ClientSession, url: str, form: aiohttp.FormData
+) -> AsyncIterator[dict[str, Any]]:
+    async with http.post(f"{url}/v1/search", data=form) as resp:
+        assert resp.status == 200
+        assert resp.content_type == "application/x-ndjson"
+        async for raw in resp.content:
+            yield json.loads(raw)
+
+
+async def test_the_same_artwork_streams_before_the_keyword_search_has_finished(
+    indexed_catalogue: IndexedCatalogue,
+) -> None:
+    async with (
+        HeldElasticsearch(indexed_catalogue.settings.es_url, hold='"aggs"') as es,
+        indexed_catalogue.another_gateway(es_url=es.url, es_timeout_seconds=30) as gateway,
+    ):
+        form = aiohttp.FormData()
+        form.add_field("image", _cat_copy(indexed_catalogue), filename="q.jpg")
+        form.add_field("q", "nasa")
+        lines = _stream(indexed_catalogue.http, gateway.url, form)
+        first = await asyncio.wait_for(anext(lines), 10)
+
+        assert (first["type"], first["image_id"], first["match"]) == ("hit", CAT, "duplicate")
+        assert es.held >= 1, "the keyword search should still be pending"
+        es.release.set()
+        rest = [line async for line in lines]
+
+    assert rest[-1]["type"] == "done"
+    assert "text" in {line.get("match") for line in rest}
+    assert rest[-1]["warnings"] == []
+    timings = rest[-1]["timings_ms"]
+    assert timings["first_hit_at"] < timings["es_keyword_done_at"]
+
+
+async def test_client_that_goes_away_cancels_the_backend_calls(
+    indexed_catalogue: IndexedCatalogue,
+) -> None:
+    called = asyncio.Event()
+    cancelled = asyncio.Event()
+
+    async def stuck(_: web.Request) -> web.Response:
+        called.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()  # the gateway hung up on us
+            raise
+        raise AssertionError("unreachable")
+
+    async with (
+        fake_matcher(stuck) as matcher_url,
+        indexed_catalogue.another_gateway(
+            matcher_urls=[matcher_url], matcher_timeout_seconds=60
+        ) as gateway,
+    ):
+        form = aiohttp.FormData()
+        form.add_field("image", _cat_copy(indexed_catalogue), filename="q.jpg")
+        resp = await indexed_catalogue.http.post(f"{gateway.url}/v1/search", data=form)
+        assert resp.status == 200  # headers are out: the search is under way
+        await asyncio.wait_for(called.wait(), 10)
+
+        resp.close()  # the person closed the tab
+
+        await asyncio.wait_for(cancelled.wait(), 10)
+
+
+@pytest.mark.parametrize("field", ["image_url", "image_id"])
+async def test_answers_never_hang_when_every_backend_is_down(
+    indexed_catalogue: IndexedCatalogue, field: str
+) -> None:
+    url = sample_path(indexed_catalogue.root, CAT).resolve().as_uri()
+    async with indexed_catalogue.another_gateway(
+        es_url=_nothing_listening(), matcher_urls=[_nothing_listening()]
+    ) as gateway:
+        answer = await asyncio.wait_for(
+            gateway.search(**{field: url if field == "image_url" else CAT}), 20
+        )
+
+    assert answer.status in (200, 503)
+    if answer.status == 200:
+        assert answer.hits == []
+        assert len(answer.done["warnings"]) >= 2

@@ -1,0 +1,198 @@
+"""The search page in a real browser (Debian's Chromium driven by Playwright): drop an image,
+watch cards stream in, filter by colour, see errors in plain words, on desktop and phone."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright
+
+from tests.fixtures.gateway import IndexedCatalogue
+from tests.fixtures.images import resized_copy, sample_path
+
+CHROMIUM = Path(os.environ.get("LOOKALIKE_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+SCREENSHOT = Path("/tmp/lookalike-page.png")
+PHONE_SCREENSHOT = Path("/tmp/lookalike-page-phone.png")
+CAT = "img-00003"
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    if not CHROMIUM.exists():  # noqa: ASYNC240 - one stat before anything runs
+        pytest.fail(
+            f"the browser test needs Debian's Chromium at {CHROMIUM}: "
+            "run `apt-get install -y chromium` (or set LOOKALIKE_CHROMIUM)"
+        )
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def _open(browser: Browser, url: str, **context: Any) -> Page:
+    ctx = await browser.new_context(**context)
+    page = await ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors  # type: ignore[attr-defined]
+    await page.goto(url)
+    return page
+
+
+async def _drop_file(page: Page, data: bytes, name: str, mime: str) -> None:
+    """What a person's drag and drop does: dragenter, dragover and drop with a File."""
+    transfer = await page.evaluate_handle(
+        """([b64, name, mime]) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], name, { type: mime }));
+            return transfer;
+        }""",
+        [base64.b64encode(data).decode(), name, mime],
+    )
+    for event in ("dragenter", "dragover", "drop"):
+        await page.dispatch_event("#dropzone", event, {"dataTransfer": transfer})
+
+
+async def _card_ids(page: Page) -> list[str]:
+    ids = await page.locator("#results .card").evaluate_all(
+        "(cards) => cards.map((c) => c.dataset.imageId)"
+    )
+    return [str(i) for i in ids]
+
+
+async def _wait_done(page: Page) -> None:
+    await page.wait_for_selector("#results[data-state=done]", state="attached", timeout=15_000)
+
+
+async def test_dropping_an_image_streams_cards_and_a_colour_filter_changes_them(
+    browser: Browser, indexed_catalogue: IndexedCatalogue
+) -> None:
+    page = await _open(
+        browser, indexed_catalogue.gateway.url, viewport={"width": 1280, "height": 900}
+    )
+    query = resized_copy(sample_path(indexed_catalogue.root, CAT), 0.6)
+
+    await page.fill("#q", "portrait")
+    await _drop_file(page, query, "chelsea.jpg", "image/jpeg")
+    await page.wait_for_selector("#results .card", timeout=15_000)
+    await _wait_done(page)
+
+    first = page.locator("#results .card").first
+    assert await first.get_attribute("data-image-id") == CAT
+    assert await first.get_attribute("data-match") == "duplicate"
+    assert "Chelsea the Cat" in await first.inner_text()
+    assert await first.locator(".region").count() == 1  # the matched area outlined
+    assert await page.locator("#query-preview").is_visible()
+    before = await _card_ids(page)
+    # Thumbnails load through the gateway's thumbnail route.
+    await page.wait_for_function(
+        "() => { const img = document.querySelector('#results .card img');"
+        " return img && img.complete && img.naturalWidth > 0; }",
+        timeout=15_000,
+    )
+    await page.screenshot(path=str(SCREENSHOT), full_page=False)
+
+    await page.click(".color-filter[data-color=black]")
+    await page.wait_for_function(
+        "(before) => { const r = document.getElementById('results');"
+        " const ids = [...r.querySelectorAll('.card')].map((c) => c.dataset.imageId).join();"
+        " return r.dataset.state === 'done' && ids !== before; }",
+        arg=",".join(before),
+        timeout=15_000,
+    )
+
+    after = await _card_ids(page)
+    docs = await indexed_catalogue.es_docs()
+    assert after != before
+    assert CAT not in after  # the cat has no black in it
+    assert after and all("black" in docs[i]["colors"] for i in after)
+    assert await page.get_attribute(".color-filter[data-color=black]", "aria-pressed") == "true"
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_more_like_this_on_a_card_searches_by_that_image(
+    browser: Browser, indexed_catalogue: IndexedCatalogue
+) -> None:
+    page = await _open(browser, f"{indexed_catalogue.gateway.url}/?q=motorcycle")
+    await _wait_done(page)
+    card = page.locator("#results .card[data-image-id=img-00020]")
+
+    await card.locator("button.more-like").click()
+    await page.wait_for_function(
+        "() => new URLSearchParams(location.search).get('image_id') === 'img-00020'"
+    )
+    await _wait_done(page)
+
+    assert "img-00020" not in await _card_ids(page)  # the image itself is left out
+    assert await page.locator("#results .card").count() > 0
+
+
+async def test_a_file_that_is_not_an_image_gets_a_clear_message_and_keyboard_works(
+    browser: Browser, indexed_catalogue: IndexedCatalogue
+) -> None:
+    page = await _open(browser, indexed_catalogue.gateway.url)
+
+    await _drop_file(page, b"%PDF-1.4 not a picture", "scan.jpg", "image/jpeg")
+    await page.wait_for_selector("#results[data-state=error]", state="attached", timeout=15_000)
+    message = await page.inner_text("#error")
+    assert "not a recognised image" in message
+
+    await page.keyboard.press("Escape")  # clears the refused image
+    await page.wait_for_selector("#query-preview", state="hidden")
+    await page.keyboard.press("/")
+    assert await page.evaluate("document.activeElement.id") == "q"
+    await page.keyboard.type("portrait")
+    await page.keyboard.press("Enter")
+    await _wait_done(page)
+    assert set(await _card_ids(page)) >= {"img-00001", "img-00026"}
+    assert await page.inner_text("#error") == ""
+
+
+async def test_page_fits_a_phone_screen_with_results(
+    browser: Browser, indexed_catalogue: IndexedCatalogue
+) -> None:
+    page = await _open(
+        browser,
+        indexed_catalogue.gateway.url,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
+    query = resized_copy(sample_path(indexed_catalogue.root, CAT), 0.6)
+
+    await page.set_input_files(
+        "#file-input", files=[{"name": "cat.jpg", "mimeType": "image/jpeg", "buffer": query}]
+    )
+    await _wait_done(page)
+
+    assert (await _card_ids(page))[0] == CAT
+    overflow = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, "the page scrolls sideways on a phone"
+    await page.wait_for_function(
+        "() => { const img = document.querySelector('#results .card img');"
+        " return img && img.complete && img.naturalWidth > 0; }",
+        timeout=15_000,
+    )
+    await page.screenshot(path=str(PHONE_SCREENSHOT), full_page=False)
