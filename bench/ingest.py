@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 import urllib.error
@@ -28,13 +26,11 @@ from typing import Any
 
 import imagehash
 from PIL import Image
+from stack import BenchStack
 
-from lookalike_shared.config import CommonSettings
 from lookalike_shared.fingerprint import fingerprint_bytes
-from lookalike_stack.catalogue import publish, set_up
-from lookalike_stack.embedded import start_embedded
-from lookalike_stack.processes import Supervisor, free_port
-from lookalike_stack.sample import SAMPLES, materialize
+from lookalike_stack.catalogue import publish
+from lookalike_stack.sample import materialize
 
 PHOTOS = ("img-00001", "img-00003", "img-00004", "img-00006", "img-00008", "img-00009",
           "img-00020", "img-00024", "img-00025", "img-00026")  # fmt: skip
@@ -98,70 +94,36 @@ def _get(url: str) -> int:
         return exc.code
 
 
-def _es_count(settings: CommonSettings) -> int:
-    with urllib.request.urlopen(f"{settings.es_url}/{settings.es_alias}/_count", timeout=5) as r:
-        return int(json.load(r)["count"])
-
-
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def bench_end_to_end(folder: Path, workers: int, backlog: int, singles: int) -> None:
-    supervisor = Supervisor(folder / "logs")
-    try:
-        backends = start_embedded(supervisor, folder / "noida", free_port(), free_port())
-        settings = CommonSettings(kafka_bootstrap=backends.kafka_bootstrap, es_url=backends.es_url)
-        asyncio.run(set_up(settings))
-        catalogue = materialize(folder / "catalogue")
-        matcher_port = free_port()
-        env = {
-            "LOOKALIKE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-            "LOOKALIKE_ES_URL": settings.es_url,
-            "LOOKALIKE_BIND_HOST": "127.0.0.1",
-            "LOOKALIKE_FILE_ROOT": str(folder / "catalogue"),
-            "LOOKALIKE_MATCHER_PORT": str(matcher_port),
-            "LOOKALIKE_POOL_WORKERS": "1",
-            "LOOKALIKE_LOG_LEVEL": "WARNING",
-        }
-        matcher = supervisor.start("matcher", [sys.executable, "-m", "lookalike_matcher"], env)
-        supervisor.wait_ready(matcher, f"http://127.0.0.1:{matcher_port}/readyz", 60)
-        for n in range(workers):
-            port = free_port()
-            worker = supervisor.start(
-                f"ingest-{n}",
-                [sys.executable, "-m", "lookalike_ingest"],
-                {**env, "LOOKALIKE_INGEST_PORT": str(port)},
-            )
-            supervisor.wait_ready(worker, f"http://127.0.0.1:{port}/readyz", 60)
-        stats_url = f"http://127.0.0.1:{matcher_port}/v1/stats"
-
+    with BenchStack(folder, ingest_workers=workers) as stack:
+        settings, catalogue = stack.settings, stack.catalogue
         events = [
             {**catalogue[i % len(catalogue)], "image_id": f"bl-{i:06d}", "version": 1}
             for i in range(backlog)
         ]
         started = time.perf_counter()
         asyncio.run(publish(settings, events))
-        while True:
-            with urllib.request.urlopen(stats_url, timeout=5) as resp:
-                held = json.load(resp)["images"]
-            if held >= backlog and _es_count(settings) >= backlog:
-                break
-            if time.perf_counter() - started > 600:
-                raise SystemExit(f"backlog not done after 600 s ({held} in the matcher)")
+        while stack.matcher_images() < backlog or stack.es_count() < backlog:
+            if time.perf_counter() - started > 900:
+                raise SystemExit(f"backlog not done after 900 s ({stack.matcher_images()} held)")
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
         print(f"\n## End to end, {workers} ingest worker processes, embedded stack\n")
         print(f"backlog of {backlog} events: {elapsed:.1f} s, **{backlog / elapsed:.0f} events/s**")
 
         latencies = []
+        matcher = f"http://127.0.0.1:{stack.matcher_port}/v1/images"
         for i in range(singles):
             image_id = f"single-{i:04d}"
             event = {**catalogue[i % len(catalogue)], "image_id": image_id, "version": 1}
             sent = time.perf_counter()
             asyncio.run(publish(settings, [event]))
-            while _get(f"http://127.0.0.1:{matcher_port}/v1/images/{image_id}") != 200 or (
+            while _get(f"{matcher}/{image_id}") != 200 or (
                 _get(f"{settings.es_url}/{settings.es_alias}/_doc/{image_id}") != 200
             ):
                 time.sleep(0.005)
@@ -171,8 +133,6 @@ def bench_end_to_end(folder: Path, workers: int, backlog: int, singles: int) -> 
             f"p50 {statistics.median(latencies) * 1000:.0f} ms, "
             f"p99 {_percentile(latencies, 0.99) * 1000:.0f} ms"
         )
-    finally:
-        supervisor.stop_all()
 
 
 def main() -> None:
@@ -194,5 +154,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    assert SAMPLES
     main()

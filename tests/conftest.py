@@ -12,5 +12,7 @@ pytest_plugins = [
     "tests.fixtures.backends",
     "tests.fixtures.services",
     "tests.fixtures.images",
+    "tests.fixtures.gateway",
     "tests.fixtures.ingest",
+    "tests.fixtures.matcher",
 ]

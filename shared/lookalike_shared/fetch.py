@@ -121,6 +121,9 @@ class ImageFetcher:
                 raise
             except TimeoutError as exc:
                 raise FetchError("fetch_timeout", f"timed out fetching {url}", True) from exc
+            except aiohttp.InvalidURL as exc:
+                # Odd spellings of addresses (2130706433, 127.1) land here: never retry them.
+                raise FetchError("url_forbidden", f"URL {url!r} is not valid: {exc}") from exc
             except aiohttp.ClientConnectorError as exc:
                 if isinstance(exc.__cause__, FetchError):
                     raise exc.__cause__ from None

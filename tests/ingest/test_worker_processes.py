@@ -15,27 +15,16 @@ from lookalike_shared.config import CommonSettings
 from lookalike_stack.catalogue import publish, set_up
 from tests.fixtures.ingest import (
     WorkerProcesses,
+    assert_index_equals_catalogue,
     backlog,
     commit_offsets,
     committed_offsets,
     es_ids,
-    latest_fingerprints,
     read_topic,
 )
 from tests.fixtures.services import wait_until
 
 pytestmark = pytest.mark.slow
-
-
-async def assert_index_equals_catalogue(
-    settings: CommonSettings, events: list[dict[str, Any]]
-) -> None:
-    expected = {e["image_id"]: e["version"] for e in events}
-    assert es_ids(settings) == expected
-    assert (
-        await latest_fingerprints(settings.kafka_bootstrap, settings.fingerprint_topic) == expected
-    )
-    assert await read_topic(settings.kafka_bootstrap, settings.dlq_topic) == []
 
 
 async def indexed_at_least(settings: CommonSettings, n: int) -> bool:
@@ -80,8 +69,8 @@ async def test_worker_killed_mid_backlog_and_restarted_leaves_index_equal_to_cat
 
 @pytest.mark.skipif(
     os.environ.get("LOOKALIKE_TEST_BACKEND", "embedded") == "embedded",
-    reason="the embedded stand-in answers an offset commit made while a rebalance is under "
-    "way with IllegalGeneration and the group then never settles (real Kafka accepts it); "
+    reason="the embedded stand-in refuses an offset commit that races a rebalance with "
+    "IllegalGeneration and the group then never settles (real Kafka accepts it); "
     "run with LOOKALIKE_TEST_BACKEND=containers",
 )
 async def test_sigterm_drains_and_a_second_worker_takes_over_after_a_rebalance(
@@ -114,3 +103,27 @@ async def _log_mentions(workers: WorkerProcesses, name: str, text: str, nonempty
         if text in line and (not nonempty or '"partitions": []' not in line):
             return True
     return False
+
+
+async def test_two_workers_in_one_group_share_the_partitions(
+    lookalike_settings: CommonSettings,
+    sample_catalogue: tuple[Path, list[dict[str, Any]]],
+    ingest_workers: WorkerProcesses,
+) -> None:
+    settings = lookalike_settings
+    await set_up(settings)
+    ingest_workers.start("first")
+    ingest_workers.start("second")
+    for name in ("first", "second"):
+        await wait_until(
+            lambda name=name: _log_mentions(ingest_workers, name, "partitions assigned", True),
+            timeout=60,
+            what=f"the {name} worker to get partitions",
+        )
+    events = backlog(sample_catalogue[1], 200, prefix="two")
+    await publish(settings, events)
+    await wait_until(lambda: indexed_at_least(settings, len(events)), timeout=240, what="all 200")
+    await assert_index_equals_catalogue(settings, events)
+    shares = [ingest_workers.indexed(name) for name in ("first", "second")]
+    assert all(share > 0 for share in shares), shares
+    assert sum(shares) == len(events)  # each image indexed once, by one of them

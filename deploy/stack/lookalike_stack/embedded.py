@@ -6,7 +6,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from .processes import StackError, Supervisor, port_is_free, wait_for_port
+from .processes import Child, StackError, Supervisor, port_is_free, wait_for_port
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,34 @@ def noida_binary() -> str:
         raise StackError(f"the noida-db package has no server binary at {binary}")
     binary.chmod(0o755)
     return str(binary)
+
+
+def start_embedded_service(
+    supervisor: Supervisor, name: str, data_dir: Path, port: int, timeout: float = 60
+) -> Child:
+    """One service of the stand-in in its own process (`kafka` or `elasticsearch`), so a
+    fault test can freeze one without the other."""
+    if not port_is_free(port):
+        raise StackError(f"port {port} for the embedded {name} is already in use")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    child = supervisor.start(
+        f"noida-db-{name}",
+        [
+            noida_binary(),
+            "start",
+            "--only",
+            name,
+            f"--{name}-port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+    )
+    try:
+        wait_for_port(port, child.proc, f"noida-db ({name})", timeout)
+    except StackError as exc:
+        raise StackError(f"{exc}; last lines of {child.log_path}:\n{child.tail()}") from exc
+    return child
 
 
 def start_embedded(

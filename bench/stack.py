@@ -1,0 +1,105 @@
+"""The local stack for benchmarks: embedded stand-in, matcher, N ingest workers and a
+gateway as real processes on free loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lookalike_shared.config import CommonSettings
+from lookalike_stack.catalogue import set_up
+from lookalike_stack.embedded import start_embedded
+from lookalike_stack.processes import Child, Supervisor, free_port
+from lookalike_stack.sample import materialize
+
+
+@dataclass
+class BenchStack:
+    folder: Path
+    ingest_workers: int = 2
+    supervisor: Supervisor = field(init=False)
+    settings: CommonSettings = field(init=False)
+    catalogue: list[dict[str, Any]] = field(init=False)
+    services: dict[str, Child] = field(init=False, default_factory=dict)
+    matcher_port: int = field(init=False, default_factory=free_port)
+    gateway_port: int = field(init=False, default_factory=free_port)
+
+    def __enter__(self) -> BenchStack:
+        self.supervisor = Supervisor(self.folder / "logs")
+        try:
+            backends = start_embedded(
+                self.supervisor, self.folder / "noida", free_port(), free_port()
+            )
+            self.settings = CommonSettings(
+                kafka_bootstrap=backends.kafka_bootstrap, es_url=backends.es_url
+            )
+            asyncio.run(set_up(self.settings))
+            self.catalogue = materialize(self.folder / "catalogue")
+            env = {
+                "LOOKALIKE_KAFKA_BOOTSTRAP": self.settings.kafka_bootstrap,
+                "LOOKALIKE_ES_URL": self.settings.es_url,
+                "LOOKALIKE_BIND_HOST": "127.0.0.1",
+                "LOOKALIKE_FILE_ROOT": str(self.folder / "catalogue"),
+                "LOOKALIKE_MATCHER_PORT": str(self.matcher_port),
+                "LOOKALIKE_MATCHER_DATA_DIR": str(self.folder / "matcher"),
+                "LOOKALIKE_GATEWAY_PORT": str(self.gateway_port),
+                "LOOKALIKE_MATCHER_URLS": f"http://127.0.0.1:{self.matcher_port}",
+                "LOOKALIKE_POOL_WORKERS": "1",
+                "LOOKALIKE_LOG_LEVEL": "WARNING",
+            }
+            self._start("matcher", "lookalike_matcher", self.matcher_port, env)
+            for n in range(self.ingest_workers):
+                port = free_port()
+                self._start(
+                    f"ingest-{n}",
+                    "lookalike_ingest",
+                    port,
+                    {**env, "LOOKALIKE_INGEST_PORT": str(port)},
+                )
+            self._start("gateway", "lookalike_gateway", self.gateway_port, env)
+        except BaseException:
+            self.supervisor.stop_all()
+            raise
+        return self
+
+    def _start(self, name: str, module: str, port: int, env: dict[str, str]) -> None:
+        child = self.supervisor.start(name, [sys.executable, "-m", module], env)
+        self.supervisor.wait_ready(child, f"http://127.0.0.1:{port}/readyz", 120)
+        self.services[name] = child
+
+    def __exit__(self, *exc: object) -> None:
+        self.supervisor.stop_all()
+
+    def matcher_images(self) -> int:
+        url = f"http://127.0.0.1:{self.matcher_port}/v1/stats"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(json.load(resp)["images"])
+
+    def es_count(self) -> int:
+        url = f"{self.settings.es_url}/{self.settings.es_alias}/_count"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(json.load(resp)["count"])
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (a service and its process pool)."""
+    total = 0
+    pids = [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+        children = Path(f"/proc/{current}/task/{current}/children")
+        if children.exists():
+            pids.extend(int(p) for p in children.read_text().split())
+    return total / 1024
