@@ -38,10 +38,10 @@ async def test_worker_killed_mid_backlog_and_restarted_leaves_index_equal_to_cat
 ) -> None:
     settings = lookalike_settings
     await set_up(settings)
-    events = backlog(sample_catalogue[1], 600)
+    events = backlog(sample_catalogue[1], 2000)
     await publish(settings, events)
     worker = ingest_workers.start("first")
-    await wait_until(lambda: indexed_at_least(settings, 100), timeout=120, what="100 indexed")
+    await wait_until(lambda: indexed_at_least(settings, 300), timeout=180, what="300 indexed")
     worker.send_signal(signal.SIGKILL)  # no chance to finish, commit or say goodbye
     assert worker.wait(timeout=10) == -signal.SIGKILL
     assert len(es_ids(settings)) < len(events), "the backlog finished before the kill"
@@ -63,7 +63,7 @@ async def test_worker_killed_mid_backlog_and_restarted_leaves_index_equal_to_cat
         group = f"{group}-restarted"
         await commit_offsets(settings, group, committed)
     ingest_workers.start("restarted", group=group)
-    await wait_until(lambda: indexed_at_least(settings, len(events)), timeout=240, what="all 600")
+    await wait_until(lambda: indexed_at_least(settings, len(events)), timeout=600, what="all 2000")
     await assert_index_equals_catalogue(settings, events)
 
 
