@@ -23,7 +23,7 @@ from tests.fixtures.images import resized_copy, sample_path
 from tests.fixtures.ingest import (
     assert_index_equals_catalogue,
     backlog,
-    es_ids,
+    indexed_at_least,
 )
 from tests.fixtures.services import Pipeline, run_pipeline, wait_until
 
@@ -55,13 +55,6 @@ async def searches_during(
     return answers
 
 
-async def _indexed(settings: CommonSettings, n: int) -> bool:
-    try:
-        return len(await asyncio.to_thread(es_ids, settings)) >= n
-    except OSError:
-        return False
-
-
 async def test_frozen_broker_delays_ingest_but_loses_nothing_and_searches_answer(
     split_backends: SplitBackends,
     fault_settings: CommonSettings,
@@ -72,13 +65,17 @@ async def test_frozen_broker_delays_ingest_but_loses_nothing_and_searches_answer
     query = resized_copy(sample_path(root, "img-00003"), 0.5)
     async with run_pipeline(fault_settings, root) as pipeline:
         await publish(fault_settings, events)
-        await wait_until(lambda: _indexed(fault_settings, 30), timeout=120, what="30 indexed")
+        await wait_until(
+            lambda: indexed_at_least(fault_settings, 30), timeout=120, what="30 indexed"
+        )
         async with frozen(split_backends.kafka):
             answers = await searches_during(pipeline, query, FREEZE_SECONDS)
         # The matcher serves from memory and Elasticsearch is up: every search answered fully.
         assert all(lines[-1]["type"] == "done" for _, lines in answers)
         assert all(lines[0]["image_id"].startswith("fb-") for _, lines in answers if len(lines) > 1)
-        await wait_until(lambda: _indexed(fault_settings, len(events)), timeout=300, what="backlog")
+        await wait_until(
+            lambda: indexed_at_least(fault_settings, len(events)), timeout=300, what="backlog"
+        )
     await assert_index_equals_catalogue(fault_settings, events)
 
 
@@ -92,7 +89,9 @@ async def test_frozen_elasticsearch_gives_warnings_not_hangs_and_ingest_catches_
     query = resized_copy(sample_path(root, "img-00024"), 0.5)
     async with run_pipeline(fault_settings, root) as pipeline:
         await publish(fault_settings, events)
-        await wait_until(lambda: _indexed(fault_settings, 30), timeout=120, what="30 indexed")
+        await wait_until(
+            lambda: indexed_at_least(fault_settings, 30), timeout=120, what="30 indexed"
+        )
         async with frozen(split_backends.elasticsearch):
             answers = await searches_during(pipeline, query, FREEZE_SECONDS)
         for took, lines in answers:
@@ -101,5 +100,7 @@ async def test_frozen_elasticsearch_gives_warnings_not_hangs_and_ingest_catches_
             assert lines[-1]["warnings"], "an answer without Elasticsearch must say so"
         # The matcher still knows the artwork: duplicates come without Elasticsearch.
         assert any(line.get("match") == "duplicate" for _, lines in answers for line in lines)
-        await wait_until(lambda: _indexed(fault_settings, len(events)), timeout=300, what="backlog")
+        await wait_until(
+            lambda: indexed_at_least(fault_settings, len(events)), timeout=300, what="backlog"
+        )
     await assert_index_equals_catalogue(fault_settings, events)

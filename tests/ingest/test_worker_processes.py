@@ -15,20 +15,16 @@ from lookalike_shared.config import CommonSettings
 from lookalike_stack.catalogue import publish, set_up
 from tests.fixtures.ingest import (
     WorkerProcesses,
+    assert_committed_were_applied,
     assert_index_equals_catalogue,
     backlog,
     commit_offsets,
-    committed_offsets,
     es_ids,
-    read_topic,
+    indexed_at_least,
 )
 from tests.fixtures.services import wait_until
 
 pytestmark = pytest.mark.slow
-
-
-async def indexed_at_least(settings: CommonSettings, n: int) -> bool:
-    return len(await asyncio.to_thread(es_ids, settings)) >= n
 
 
 async def test_worker_killed_mid_backlog_and_restarted_leaves_index_equal_to_catalogue(
@@ -46,14 +42,7 @@ async def test_worker_killed_mid_backlog_and_restarted_leaves_index_equal_to_cat
     assert worker.wait(timeout=10) == -signal.SIGKILL
     assert len(es_ids(settings)) < len(events), "the backlog finished before the kill"
 
-    committed = await committed_offsets(settings, ingest_workers.group)
-    assert committed, "the killed worker committed nothing before its kill"
-    # At-least-once: whatever was committed had been applied before the commit.
-    records = await read_topic(settings.kafka_bootstrap, settings.catalogue_topic)
-    indexed = es_ids(settings)
-    for record in records:
-        if record.offset < committed.get(record.partition, 0):
-            assert record.key.decode() in indexed
+    committed = await assert_committed_were_applied(settings, ingest_workers.group)
 
     group = ingest_workers.group
     if os.environ.get("LOOKALIKE_TEST_BACKEND", "embedded") == "embedded":
