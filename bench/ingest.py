@@ -26,7 +26,7 @@ from typing import Any
 
 import imagehash
 from PIL import Image
-from stack import BenchStack
+from stack import BenchStack, percentile
 
 from lookalike_shared.fingerprint import fingerprint_bytes
 from lookalike_stack.catalogue import publish
@@ -94,11 +94,6 @@ def _get(url: str) -> int:
         return exc.code
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 def bench_end_to_end(folder: Path, workers: int, backlog: int, singles: int) -> None:
     with BenchStack(folder, ingest_workers=workers) as stack:
         settings, catalogue = stack.settings, stack.catalogue
@@ -131,7 +126,7 @@ def bench_end_to_end(folder: Path, workers: int, backlog: int, singles: int) -> 
         print(
             f"publish to searchable, {singles} single events: "
             f"p50 {statistics.median(latencies) * 1000:.0f} ms, "
-            f"p99 {_percentile(latencies, 0.99) * 1000:.0f} ms"
+            f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms"
         )
 
 

@@ -23,14 +23,9 @@ from typing import Any
 
 import aiohttp
 from PIL import Image
-from stack import BenchStack, rss_mb
+from stack import BenchStack, percentile, rss_mb
 
 from lookalike_stack.catalogue import publish
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
 def _queries(catalogue: list[dict[str, Any]], root: Path) -> list[bytes]:
@@ -137,7 +132,7 @@ async def run(
         print(
             f"| {elapsed:.0f} | {soak.published} | {count} | {soak.searches} | "
             f"{statistics.median(window) * 1000 if window else 0:.0f} | "
-            f"{_percentile(window, 0.99) * 1000:.0f} | {soak.errors} |",
+            f"{percentile(window, 0.99) * 1000:.0f} | {soak.errors} |",
             flush=True,
         )
     await asyncio.gather(*tasks)
@@ -154,7 +149,7 @@ async def run(
     print(
         f"\n{soak.published} events ({soak.published / total:.1f}/s), {soak.searches} searches "
         f"({soak.searches / total:.1f}/s), search p50 {p50:.0f} ms "
-        f"p99 {_percentile(soak.latencies, 0.99) * 1000:.0f} ms, errors {soak.errors}"
+        f"p99 {percentile(soak.latencies, 0.99) * 1000:.0f} ms, errors {soak.errors}"
     )
 
 

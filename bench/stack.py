@@ -103,3 +103,9 @@ def rss_mb(pid: int) -> float:
         if children.exists():
             pids.extend(int(p) for p in children.read_text().split())
     return total / 1024
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) by nearest rank; 0 for no values."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
