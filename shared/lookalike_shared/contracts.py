@@ -134,6 +134,13 @@ class Fingerprint(BaseModel):
         description="ORB keypoints of the trimmed content, packed and base64-encoded "
         "(fingerprint.pack_keypoints), for geometric verification.",
     )
+    thumb: str | None = Field(
+        None,
+        max_length=400,
+        description="16x16 greyscale thumbnail of the trimmed content, base64 of 256 bytes "
+        "row by row: verifies smooth images (colour fields, gradients) whose hash bits are "
+        "unsteady and which have no keypoints, by correlation.",
+    )
 
 
 DIHEDRAL_TRANSFORMS = (

@@ -1,13 +1,16 @@
 """The fingerprint: every hash and visual attribute of an image from one decode.
 
-    bytes --decode_image (draft-mode, guarded)--> small RGB image
+    bytes --decode_image (JPEG draft mode: libjpeg decodes at 1/2, 1/4 or 1/8 scale)
+          --> one small RGB array, 256-511 px on its long side
           --trim uniform borders/frames--> content box
-          --> pHash + dHash (+ the 8 flips/quarter turns of the pHash) of the content,
-              pHashes of overlapping regions (so crops match), palette, named colours,
-              and a colour-layout vector for look-alike search.
+          --> pHash + dHash (+ the 8 flips/quarter turns) of the content, a 256-bit DCT
+              hash, pHashes of overlapping regions (so crops match), ORB keypoints for
+              verification, palette, named colours and a colour-layout vector.
 
-pHash follows imagehash.phash bit for bit (32x32 greyscale, 2-D DCT-II, 8x8 low
-frequencies against their median), so stored hashes stay comparable with that library.
+Every hash follows imagehash's construction (pHash: 32x32 greyscale, 2-D DCT-II, 8x8 low
+frequencies against their median) but shrinks with area averaging (OpenCV INTER_AREA) from
+the small decode instead of Lanczos from full size: nearly the same bits, a fraction of the
+cost. All resampling is OpenCV on numpy arrays; PIL only decodes.
 """
 
 from __future__ import annotations
@@ -21,10 +24,15 @@ import numpy as np
 from PIL import Image, ImageCms
 
 from .contracts import NAMED_COLORS, Box, Fingerprint, PaletteColor, RegionHash
-from .imaging import DECODE_SIDE, DecodedImage, decode_image
+from .imaging import DecodedImage, decode_image
 
 Array = np.ndarray
+# Fingerprints run one per process in a pool sized to the cores; OpenCV's own threads on
+# these small arrays would only fight the other processes for the same cores.
+cv2.setNumThreads(1)
 
+FINGERPRINT_SIDE = 256  # decode at least this long a side (JPEG draft mode picks the scale)
+WORKING_SIDE = 256  # ...and compute everything from a copy this size: every hash and ORB
 BORDER_TOLERANCE = 18  # grey levels a border row may differ from the border colour
 MAX_TRIM_SHARE = 0.35  # never cut more than this from one side: it is content, not frame
 # Regions hashed per catalogue image, as (x, y, w, h) of the trimmed content: overlapping
@@ -42,68 +50,71 @@ REGION_WINDOWS: tuple[tuple[float, float, float, float], ...] = (
     (0.5, 0.5, 0.5, 0.5),
     (0.25, 0.25, 0.5, 0.5),
 )
+REGION_SOURCE_SIDE = 160  # regions are cut from a copy this size; each ends as 32x32
 PROBE_BITS = 4  # the pHash's least certain bits, flipped in every combination for lookups
-ORB_SIDE = 400  # keypoints are found on the content scaled to this long side
-ORB_FEATURES = 128  # keypoints kept per image (36 bytes each packed)
+# Keypoints kept per image, strongest first (36 bytes each packed). The matcher stores the
+# first 128 of a catalogue image; a query brings all of them, so that a watermark or caption
+# crowding the strongest spots does not leave it without the artwork's own keypoints.
+ORB_FEATURES = 256
+ORB_LEVELS = 6  # pyramid levels at scale 1.2: a 2.5x zoom (a 60% crop) still meets itself
 _KEYPOINT_DTYPE = np.dtype([("x", "<u2"), ("y", "<u2"), ("d", "u1", (32,))])
+THUMB_SIDE = 16  # the greyscale thumbnail smooth images are verified with
 LAYOUT_GRID = 4  # the look-alike vector is a 4x4 grid of CIELAB means: 48 numbers
+COLOR_SIDE = 48  # palette and named colours are counted on a copy this size
+COLOR_LEVELS = 8  # per channel: colours are counted in 8x8x8 bins
 PALETTE_SIZE = 5
 COLOR_MIN_WEIGHT = 0.08  # a named colour must cover this share of the image to be listed
 
 
 def fingerprint_bytes(data: bytes) -> Fingerprint:
     """Decode once and fingerprint; raises imaging.ImageRejected for anything unusable."""
-    return fingerprint_decoded(decode_image(data))
+    return fingerprint_decoded(decode_image(data, decode_side=FINGERPRINT_SIDE))
 
 
 def fingerprint_decoded(decoded: DecodedImage) -> Fingerprint:
-    rgb = decoded.image
-    trim_box = content_box(rgb)
-    left, top, right, bottom = trim_box
-    content = rgb.crop(trim_box) if trim_box != (0, 0, *rgb.size) else rgb
-    grey = content.convert("L")
-    # The pHash comes from the decoded pixels (so it equals imagehash.phash); everything
-    # else that ends small is taken from a small copy, which costs far less to resample.
-    small = content.copy()
-    small.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BOX)
-    small_grey = small.convert("L")
-    grey32 = np.asarray(grey.resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
-    grey64 = np.asarray(small_grey.resize((64, 64), Image.Resampling.BOX), dtype=np.float64)
-    hashes256 = [hash256_hex(v) for v in dihedral_variants(grey64)]
-    width, height = decoded.width, decoded.height
+    rgb = working_copy(np.asarray(decoded.image))
+    height_px, width_px = rgb.shape[:2]
+    left, top, right, bottom = find_content_box(rgb)
+    trimmed = (left, top, right, bottom) != (0, 0, width_px, height_px)
+    content = rgb[top:bottom, left:right]
+    grey = cv2.cvtColor(content, cv2.COLOR_RGB2GRAY)
+    grey32 = shrink(grey, 32, 32)
+    hashes64 = dihedral_hashes(grey32, 8)
+    hashes256 = dihedral_hashes(shrink(grey, 64, 64), 16)
     untrimmed64: list[str] | None = None
     untrimmed256: list[str] | None = None
-    if content is not rgb:
-        whole = rgb.convert("L")
-        whole32 = np.asarray(whole.resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
-        whole64 = np.asarray(whole.resize((64, 64), Image.Resampling.BOX), dtype=np.float64)
-        untrimmed64 = [phash_hex(v) for v in dihedral_variants(whole32)]
-        untrimmed256 = [hash256_hex(v) for v in dihedral_variants(whole64)]
+    if trimmed:
+        whole = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        untrimmed64 = dihedral_hashes(shrink(whole, 32, 32), 8)
+        untrimmed256 = dihedral_hashes(shrink(whole, 64, 64), 16)
+    colour_sample = shrink_to_side(content, COLOR_SIDE)
+    width, height = decoded.width, decoded.height
     return Fingerprint(
-        phash=phash_hex(grey32),
-        dhash=dhash_hex(small_grey),
-        phash_dihedral=[phash_hex(v) for v in dihedral_variants(grey32)],
-        regions=region_hashes(small_grey),
+        phash=hashes64[0],
+        dhash=dhash_hex(grey),
+        phash_dihedral=hashes64,
+        regions=region_hashes(grey),
         phash_probes=phash_probes(grey32),
         hash256=hashes256[0],
         hash256_dihedral=hashes256,
         untrimmed_phash_dihedral=untrimmed64,
         untrimmed_hash256_dihedral=untrimmed256,
         keypoints=orb_keypoints(grey),
+        thumb=base64.b64encode(shrink(grey, THUMB_SIDE, THUMB_SIDE).tobytes()).decode(),
         trim=Box(
-            x=left / rgb.width,
-            y=top / rgb.height,
-            w=(right - left) / rgb.width,
-            h=(bottom - top) / rgb.height,
+            x=left / width_px,
+            y=top / height_px,
+            w=(right - left) / width_px,
+            h=(bottom - top) / height_px,
         ),
         width=width,
         height=height,
         megapixels=round(width * height / 1e6, 3),
         orientation=orientation(width, height),
         format=decoded.format,
-        palette=palette(small),
-        colors=named_colors(small),
-        layout=layout_vector(small),
+        palette=palette(colour_sample),
+        colors=named_colors(colour_sample),
+        layout=layout_vector(colour_sample),
     )
 
 
@@ -116,10 +127,39 @@ def orientation(width: int, height: int) -> str:
     return "square"
 
 
+def working_copy(rgb: Array) -> Array:
+    """The decode (256-511 px on the long side: JPEG draft mode, or decode_image's cap for
+    other formats) brought to WORKING_SIDE: everything is computed from this one array.
+    Under a 2x reduction bilinear sampling barely aliases and costs a fraction of area
+    averaging at a fractional ratio."""
+    h, w = rgb.shape[:2]
+    scale = WORKING_SIDE / max(h, w)
+    if scale >= 1:
+        return rgb
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    out: Array = cv2.resize(rgb, size, interpolation=cv2.INTER_LINEAR)
+    return out
+
+
+def shrink(pixels: Array, width: int, height: int) -> Array:
+    """Area-averaged resize: every source pixel counts, nothing aliases."""
+    out: Array = cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def shrink_to_side(pixels: Array, side: int) -> Array:
+    """Shrink so the long side is at most `side`, keeping the aspect ratio."""
+    h, w = pixels.shape[:2]
+    scale = side / max(h, w)
+    if scale >= 1:
+        return pixels
+    return shrink(pixels, max(1, round(w * scale)), max(1, round(h * scale)))
+
+
 # --- hashes ---------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
+@lru_cache(maxsize=2)
 def _dct_matrix(n: int = 32) -> Array:
     # scipy.fftpack.dct type II without normalisation: y[k] = 2 * sum x[i] cos(pi k (2i+1) / 2n)
     k = np.arange(n)[:, None]
@@ -127,24 +167,34 @@ def _dct_matrix(n: int = 32) -> Array:
     return 2.0 * np.cos(np.pi * k * (2 * i + 1) / (2 * n))
 
 
-def phash_bits(grey32: Array) -> Array:
-    m = _dct_matrix()
-    dct = m @ grey32 @ m.T
-    low = dct[:8, :8]
-    bits: Array = low > np.median(low)
-    return bits
+def _low_frequencies(squares: Array, keep: int) -> Array:
+    """The keep x keep lowest DCT-II frequencies of one square or a stack of them."""
+    m = _dct_matrix(squares.shape[-1])[:keep]
+    low: Array = m @ squares.astype(np.float64) @ m.T
+    return low
 
 
-def phash_hex(grey32: Array) -> str:
-    return bits_to_hex(phash_bits(grey32))
+def dct_hashes(squares: Array, keep: int) -> list[str]:
+    """For each square in the stack: its keep x keep lowest DCT frequencies against their
+    median, as hex. keep=8 on 32x32 is pHash; keep=16 on 64x64 is the 256-bit hash, the
+    construction of PDQ's hash without its pre-filter: four times pHash's bits tell apart
+    images pHash confuses, so it verifies rather than looks up. One batched call for a
+    whole stack, since a fingerprint needs dozens."""
+    low = _low_frequencies(squares, keep).reshape(len(squares), keep * keep)
+    bits = low > np.median(low, axis=1, keepdims=True)
+    return [bits_to_hex(row, width=keep * keep // 4) for row in bits]
+
+
+def dihedral_hashes(square: Array, keep: int) -> list[str]:
+    """dct_hashes of the 8 flips and quarter turns, in contracts.DIHEDRAL_TRANSFORMS order."""
+    return dct_hashes(np.stack(dihedral_variants(square)), keep)
 
 
 def phash_probes(grey32: Array) -> list[str]:
     """The pHash with every non-empty combination of its PROBE_BITS least certain bits
     flipped. Smooth images (gradients, colour fields) have many coefficients close to the
     median, so a gamma change or recompression tips a few bits the hash stage then misses."""
-    m = _dct_matrix()
-    low = (m @ grey32 @ m.T)[:8, :8].ravel()
+    low = _low_frequencies(grey32, 8).ravel()
     bits = low > np.median(low)
     weakest = np.argsort(np.abs(low - np.median(low)), kind="stable")[:PROBE_BITS]
     out = []
@@ -157,17 +207,8 @@ def phash_probes(grey32: Array) -> list[str]:
     return out
 
 
-def hash256_hex(grey64: Array) -> str:
-    """A 256-bit DCT hash: 16x16 lowest frequencies of a 64x64 thumbnail against their
-    median (the construction of PDQ's hash, without its pre-filter). Four times pHash's bits
-    tell apart images pHash confuses: used to verify, not to look up."""
-    m = _dct_matrix(64)
-    low = (m @ grey64 @ m.T)[:16, :16]
-    return bits_to_hex(low > np.median(low), width=64)
-
-
-def dhash_hex(grey: Image.Image) -> str:
-    small = np.asarray(grey.resize((9, 8), Image.Resampling.LANCZOS), dtype=np.int16)
+def dhash_hex(grey: Array) -> str:
+    small = shrink(grey, 9, 8).astype(np.int16)
     return bits_to_hex(small[:, 1:] > small[:, :-1])
 
 
@@ -193,41 +234,31 @@ def dihedral_variants(square: Array) -> list[Array]:
     ]
 
 
-REGION_SOURCE_SIDE = 160  # regions are cut from a copy this size; each ends as 32x32
-WORKING_SIDE = 256  # the small copy that dHash, regions, colours and layout are taken from
-
-
-def region_hashes(grey: Image.Image) -> list[RegionHash]:
-    if max(grey.size) > REGION_SOURCE_SIDE:
-        grey = grey.copy()
-        grey.thumbnail((REGION_SOURCE_SIDE, REGION_SOURCE_SIDE), Image.Resampling.BOX)
-    w, h = grey.size
-    out = []
+def region_hashes(grey: Array) -> list[RegionHash]:
+    source = shrink_to_side(grey, REGION_SOURCE_SIDE)
+    h, w = source.shape
+    boxes, squares = [], []
     for x, y, rw, rh in REGION_WINDOWS:
-        box = (round(x * w), round(y * h), round((x + rw) * w), round((y + rh) * h))
-        if box[2] - box[0] < 16 or box[3] - box[1] < 16:
+        x0, y0, x1, y1 = round(x * w), round(y * h), round((x + rw) * w), round((y + rh) * h)
+        if x1 - x0 < 16 or y1 - y0 < 16:
             continue
-        region = grey.crop(box).resize((32, 32), Image.Resampling.LANCZOS)
-        out.append(
-            RegionHash(
-                box=Box(x=x, y=y, w=rw, h=rh),
-                phash=phash_hex(np.asarray(region, dtype=np.float64)),
-            )
-        )
-    return out
+        boxes.append(Box(x=x, y=y, w=rw, h=rh))
+        squares.append(shrink(source[y0:y1, x0:x1], 32, 32))
+    if not squares:
+        return []
+    hashes = dct_hashes(np.stack(squares), 8)
+    return [RegionHash(box=box, phash=phash) for box, phash in zip(boxes, hashes, strict=True)]
 
 
 # --- local features ---------------------------------------------------------------------------
 
 
-def orb_keypoints(grey: Image.Image) -> str | None:
+def orb_keypoints(grey: Array) -> str | None:
     """ORB keypoints of the content, packed as pack_keypoints; None when there are too few to
     verify anything with (smooth images: gradients, colour fields)."""
-    small = grey.copy()
-    small.thumbnail((ORB_SIDE, ORB_SIDE), Image.Resampling.BILINEAR)
-    pixels = np.asarray(small, dtype=np.uint8)
+    pixels = np.ascontiguousarray(grey)
     orb = cv2.ORB_create(  # type: ignore[attr-defined]
-        nfeatures=ORB_FEATURES * 2, fastThreshold=12, edgeThreshold=15
+        nfeatures=ORB_FEATURES * 2, fastThreshold=12, edgeThreshold=15, nlevels=ORB_LEVELS
     )
     found, descriptors = orb.detectAndCompute(pixels, None)
     if descriptors is None or len(found) < 8:
@@ -263,28 +294,6 @@ def unpack_keypoint_bytes(raw: bytes) -> tuple[int, int, Array, Array]:
 # --- borders and frames ----------------------------------------------------------------------
 
 
-TRIM_SEARCH_SIDE = 200  # borders are looked for on a copy this size: plenty for a frame
-
-
-def content_box(rgb: Image.Image) -> tuple[int, int, int, int]:
-    """find_content_box on a small copy, scaled back to the image's pixels."""
-    scale = max(rgb.size) / TRIM_SEARCH_SIDE
-    if scale <= 1:
-        return find_content_box(np.asarray(rgb))
-    small = rgb.resize(
-        (max(1, round(rgb.width / scale)), max(1, round(rgb.height / scale))),
-        Image.Resampling.BOX,
-    )
-    left, top, right, bottom = find_content_box(np.asarray(small))
-    sx, sy = rgb.width / small.width, rgb.height / small.height
-    return (
-        min(rgb.width, round(left * sx)),
-        min(rgb.height, round(top * sy)),
-        min(rgb.width, round(right * sx)),
-        min(rgb.height, round(bottom * sy)),
-    )
-
-
 def find_content_box(rgb: Array) -> tuple[int, int, int, int]:
     """(left, top, right, bottom) inside uniform borders such as mats and plain frames.
 
@@ -293,30 +302,33 @@ def find_content_box(rgb: Array) -> tuple[int, int, int, int]:
     h, w = rgb.shape[:2]
     img = rgb.astype(np.int16)
 
-    def run(lines: Array, limit: int) -> int:
-        # lines: (count, pixels, 3) from the edge inwards
-        ref = np.median(lines[0], axis=0)
-        dev = np.abs(lines - ref).max(axis=2)  # (count, pixels)
-        # A line belongs to the border if it stays close to the outermost line's colour (a
-        # mat), or is one plain colour along its length (the shaded rings of a moulding).
+    def border_lines(lines: Array, ref: Array) -> Array:
+        # lines: (count, pixels, 3) from the edge inwards. A line belongs to the border if
+        # it stays close to the outermost line's colour (a mat), or is one plain colour
+        # along its length (the shaded rings of a moulding). "95% of its pixels within the
+        # tolerance" is counted rather than taken as a percentile: same test, no sorting.
+        dev = np.abs(lines - ref).max(axis=2)
         own = np.abs(lines - np.median(lines, axis=1, keepdims=True)).max(axis=2)
-        close = (np.percentile(dev, 95, axis=1) <= BORDER_TOLERANCE) | (
-            np.percentile(own, 85, axis=1) <= BORDER_TOLERANCE // 2  # corners of a frame
+        close: Array = ((dev > BORDER_TOLERANCE).mean(axis=1) <= 0.05) | (
+            (own > BORDER_TOLERANCE // 2).mean(axis=1) <= 0.15  # corners of a frame
         )
-        n = 0
-        while n < limit and close[n]:
-            n += 1
+        return close
+
+    def run(lines: Array, limit: int) -> int:
+        ref = np.median(lines[0], axis=0)
+        if not border_lines(lines[:1], ref)[0]:
+            return 0  # most pictures: the outermost line is no border, nothing to cut
+        outside = np.flatnonzero(~border_lines(lines[:limit], ref))
+        n = int(outside[0]) if outside.size else limit
         # A "border" as deep as the limit is a plain part of the picture (sky, colour
         # field), not a mat: leave that side alone.
         return 0 if n >= limit else n
 
     max_rows, max_cols = int(h * MAX_TRIM_SHARE), int(w * MAX_TRIM_SHARE)
-    # Every line is examined, but only every step-th pixel along it: depth stays exact.
-    sx, sy = max(1, w // 160), max(1, h // 160)
-    top = run(img[: max_rows + 1, ::sx], max_rows)
-    bottom = run(img[::-1][: max_rows + 1, ::sx], max_rows)
-    left = run(img.transpose(1, 0, 2)[: max_cols + 1, ::sy], max_cols)
-    right = run(img.transpose(1, 0, 2)[::-1][: max_cols + 1, ::sy], max_cols)
+    top = run(img[: max_rows + 1], max_rows)
+    bottom = run(img[::-1][: max_rows + 1], max_rows)
+    left = run(img.transpose(1, 0, 2)[: max_cols + 1], max_cols)
+    right = run(img.transpose(1, 0, 2)[::-1][: max_cols + 1], max_cols)
     if (h - top - bottom) < 8 or (w - left - right) < 8:
         return (0, 0, w, h)  # a plain image: nothing is border
     return (left, top, w - right, h - bottom)
@@ -325,23 +337,26 @@ def find_content_box(rgb: Array) -> tuple[int, int, int, int]:
 # --- colour ------------------------------------------------------------------------------------
 
 
-def _small(content: Image.Image, side: int) -> Image.Image:
-    img = content.copy()
-    img.thumbnail((side, side), Image.Resampling.BILINEAR)
-    return img
+def _colour_bins(rgb: Array) -> tuple[Array, Array]:
+    """Each pixel's bin in an 8x8x8 cube, and the number of pixels in every bin."""
+    levels = rgb.reshape(-1, 3) // (256 // COLOR_LEVELS)
+    bins = (levels[:, 0] * COLOR_LEVELS + levels[:, 1]) * COLOR_LEVELS + levels[:, 2]
+    counts = np.bincount(bins, minlength=COLOR_LEVELS**3)
+    return bins, counts
 
 
-def palette(content: Image.Image) -> list[PaletteColor]:
-    small = _small(content, 64)
-    quantized = small.quantize(colors=PALETTE_SIZE, method=Image.Quantize.MEDIANCUT)
-    flat = quantized.getpalette() or []
-    counts = sorted(quantized.getcolors() or [], reverse=True)
-    total = sum(c for c, _ in counts) or 1
+def palette(rgb: Array) -> list[PaletteColor]:
+    """The PALETTE_SIZE most covered colour bins, each as the mean colour of its pixels."""
+    bins, counts = _colour_bins(rgb)
+    pixels = rgb.reshape(-1, 3).astype(np.float64)
+    sums = np.stack([np.bincount(bins, pixels[:, c], COLOR_LEVELS**3) for c in range(3)], 1)
     out = []
-    for count, index in counts[:PALETTE_SIZE]:
-        index = int(index)  # type: ignore[call-overload]
-        r, g, b = (int(v) for v in flat[3 * index : 3 * index + 3])
-        out.append(PaletteColor(hex=f"#{r:02x}{g:02x}{b:02x}", weight=round(count / total, 4)))
+    for index in np.argsort(-counts, kind="stable")[:PALETTE_SIZE]:
+        if counts[index] == 0:
+            break
+        r, g, b = (int(v) for v in np.round(sums[index] / counts[index]))
+        weight = round(float(counts[index]) / len(bins), 4)
+        out.append(PaletteColor(hex=f"#{r:02x}{g:02x}{b:02x}", weight=weight))
     return out
 
 
@@ -372,16 +387,22 @@ def color_name(r: int, g: int, b: int) -> str:
     return "pink"
 
 
-def named_colors(content: Image.Image) -> list[str]:
+@lru_cache(maxsize=1)
+def _bin_names() -> tuple[str, ...]:
+    """The colour name of every bin's centre, worked out once per process."""
+    step = 256 // COLOR_LEVELS
+    centres = [step * i + step // 2 for i in range(COLOR_LEVELS)]
+    return tuple(color_name(r, g, b) for r in centres for g in centres for b in centres)
+
+
+def named_colors(rgb: Array) -> list[str]:
     """Named colours covering at least COLOR_MIN_WEIGHT of the image, most covered first."""
-    pixels = np.asarray(_small(content, 48)).reshape(-1, 3)
-    # Coarse quantisation keeps this a few hundred colorsys calls instead of thousands.
-    levels = (pixels // 32) * 32 + 16
-    colours, counts = np.unique(levels, axis=0, return_counts=True)
+    _, counts = _colour_bins(rgb)
+    total = counts.sum()
     weights: dict[str, float] = {}
-    for (r, g, b), count in zip(colours.tolist(), counts.tolist(), strict=True):
-        name = color_name(r, g, b)
-        weights[name] = weights.get(name, 0.0) + count / len(pixels)
+    for index in np.flatnonzero(counts):
+        name = _bin_names()[index]
+        weights[name] = weights.get(name, 0.0) + counts[index] / total
     ranked = sorted(weights.items(), key=lambda item: -item[1])
     return [name for name, share in ranked if share >= COLOR_MIN_WEIGHT and name in NAMED_COLORS]
 
@@ -394,11 +415,11 @@ def _srgb_to_lab() -> ImageCms.ImageCmsTransform:
     )
 
 
-def layout_vector(content: Image.Image) -> list[float]:
+def layout_vector(rgb: Array) -> list[float]:
     """4x4 grid of CIELAB cells for cosine kNN look-alikes: lightness relative to the image's
     mean (the layout of light and dark) and the colour axes a*, b* (the palette). Without
     removing the mean lightness, every mid-grey image would look alike."""
-    grid = content.resize((LAYOUT_GRID, LAYOUT_GRID), Image.Resampling.BOX)
+    grid = Image.fromarray(np.ascontiguousarray(shrink(rgb, LAYOUT_GRID, LAYOUT_GRID)))
     converted = ImageCms.applyTransform(grid, _srgb_to_lab())
     assert converted is not None
     lab = np.asarray(converted)
@@ -415,4 +436,4 @@ def layout_vector(content: Image.Image) -> list[float]:
     return [round(float(v), 5) for v in vector]
 
 
-__all__ = ["DECODE_SIDE", "fingerprint_bytes", "fingerprint_decoded"]
+__all__ = ["FINGERPRINT_SIDE", "fingerprint_bytes", "fingerprint_decoded"]

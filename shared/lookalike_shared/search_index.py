@@ -108,7 +108,7 @@ def search_document(image: CatalogueImage, fingerprint: Fingerprint) -> dict[str
         layout=fingerprint.layout,
         # Keypoints (kilobytes) stay out: "more like this" matches on the hashes.
         fingerprint=fingerprint.model_dump(
-            mode="json", exclude={"layout", "palette", "colors", "keypoints"}
+            mode="json", exclude={"layout", "palette", "colors", "keypoints", "thumb"}
         ),
     )
     return doc
