@@ -123,6 +123,29 @@ def test_smooth_colour_field_without_keypoints_matches_through_the_global_hash()
     assert (match.image_id, match.match) == ("field", "duplicate")
 
 
+def gradient(start: tuple[int, int, int], end: tuple[int, int, int]) -> Image.Image:
+    t = np.linspace(0.0, 1.0, 480)[None, :, None]
+    row = np.array(start, dtype=np.float64) * (1 - t) + np.array(end, dtype=np.float64) * t
+    return Image.fromarray(np.repeat(row, 320, axis=0).astype(np.uint8))
+
+
+def test_gradient_is_told_from_one_of_the_same_shape_in_other_colours() -> None:
+    # The same left-to-right ramp in other colours: in greyscale, to every hash, one picture.
+    dusk = gradient((250, 120, 40), (40, 20, 90))
+    sea = gradient((110, 220, 200), (10, 60, 40))
+    index = FingerprintIndex()
+    index.upsert("dusk", 1, png_fingerprint(dusk))
+    index.upsert("sea", 1, png_fingerprint(sea))
+    found = {m.image_id: m.match for m in index.search(png_fingerprint(dusk.resize((240, 160))))}
+    assert found == {"dusk": "duplicate", "sea": "similar"}
+    # A greyscale copy has lost what tells them apart: both look like it, neither is claimed.
+    grey = png_fingerprint(dusk.convert("L").convert("RGB"))
+    assert {m.image_id: m.match for m in index.search(grey)} == {
+        "dusk": "similar",
+        "sea": "similar",
+    }
+
+
 def test_unrelated_catalogue_images_are_never_duplicates_of_each_other(
     sample_fingerprints: dict[str, Fingerprint],
 ) -> None:

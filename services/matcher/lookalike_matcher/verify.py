@@ -31,7 +31,8 @@ Array = np.ndarray
 
 RATIO = 0.8  # Lowe's ratio test on the two nearest descriptors
 MIN_GOOD_MATCHES = 8  # fewer ratio-tested matches than this cannot make a homography
-RANSAC_PIXELS = 6.0  # reprojection error in the candidate's ORB image (long side 400 px)
+RANSAC_PIXELS = 4.0  # reprojection error in the candidate's ORB image (long side 256 px)
+STORED_KEYPOINTS = 128  # per catalogue image: the strongest, which come first
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,9 @@ class Keypoints:
         return cls.from_bytes(base64.b64decode(text))
 
     @staticmethod
-    def raw_from_text(text: str) -> bytes:
-        return base64.b64decode(text)
+    def raw_from_text(text: str, keep: int = STORED_KEYPOINTS) -> bytes:
+        """The packed bytes of the first `keep` keypoints (header, then 36 bytes each)."""
+        return base64.b64decode(text)[: 4 + 36 * keep]
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Keypoints:
@@ -85,6 +87,13 @@ def verify_local(query: Keypoints, target: Keypoints) -> LocalMatch | None:
     projected = cv2.perspectiveTransform(corners[None], homography)[0]
     if not _plausible(projected, query, target):
         return None
+    # Where the query sits: a similarity (turn, scale, shift) fitted to the inliers. Carried
+    # out to the query's corners it stays put where a homography's perspective terms,
+    # fitted to keypoints that cluster inside the picture, swing the corners about.
+    keep = mask.ravel().astype(bool)
+    similarity, _ = cv2.estimateAffinePartial2D(src[keep], dst[keep], method=cv2.LMEDS)
+    if similarity is not None:
+        projected = cv2.transform(corners[None], similarity)[0]
     x0, y0 = projected.min(axis=0)
     x1, y1 = projected.max(axis=0)
     full = max(1e-9, (x1 - x0) * (y1 - y0))

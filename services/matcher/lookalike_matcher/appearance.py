@@ -1,0 +1,164 @@
+"""Verification by appearance, for what hashes and keypoints see badly.
+
+Smooth pictures (colour fields, gradients, minimal abstract art) have DCT coefficients near
+their median, so their hash bits flip under a mere resize, and they have no keypoints. Two
+things still tell them apart cheaply:
+
+- structure: the correlation of the 16x16 greyscale thumbnails (mean and contrast removed,
+  so a gamma or exposure change barely moves it), taken over the query's 8 flips and turns;
+- colour: the cosine of the CIELAB a*/b* 4x4 grids (Fingerprint.layout) in that same
+  orientation. Greyscale structure alone confuses two gradients at the same angle; their
+  colours do not. When either image has next to no colour (a greyscale copy) colour says
+  nothing and is left out.
+
+The colour agreement also tempers the 256-bit hash score: hashes are greyscale too.
+
+The thumbnail also gives such pictures a way onto the short list: an average hash (8x8
+cells against their mean). A pHash of a plain left-to-right ramp is noise (every DCT
+coefficient off the first row is near zero, so near the median); its average hash is
+half ones, half zeros, and stays so through resizing, recompression and tone changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from lookalike_shared.contracts import Fingerprint
+
+Array = np.ndarray
+
+THUMB_SIDE = 16
+MIN_THUMB_CONTRAST = 2.0  # grey levels of standard deviation: flatter thumbnails say nothing
+MIN_CHROMA = 0.15  # share of the layout vector's length in a*/b*: below it, no colour to judge
+STRUCTURE_FLOOR = 0.95  # thumbnail correlation that scores 0; 1.0 scores 100
+# Without colour to check there is less evidence: demand closer structure. A greyscale copy
+# keeps its original's luma exactly, so its own correlation stays near 1.
+COLOURLESS_STRUCTURE_FLOOR = 0.98
+ASPECT_SAME = 1.1  # proportions this close count as the same picture's ...
+ASPECT_DIFFERENT = 1.3  # ... and this far apart as another picture's
+_QUARTER_TURNS = {1, 3, 6, 7}  # orientations (DIHEDRAL_TRANSFORMS) that swap width and height
+COLOUR_LOST_CAP = 60.0  # structure alone, colour lost: a look-alike, never a duplicate
+COLOUR_FLOOR = 0.6  # colour cosine at which the colour factor reaches 0 ...
+COLOUR_FULL = 0.9  # ... and where it reaches 1
+
+
+def _dihedral(square: Array) -> list[Array]:
+    # contracts.DIHEDRAL_TRANSFORMS order, as fingerprint.dihedral_variants; works on grids
+    # with a trailing channel axis too.
+    swap = (1, 0, *range(2, square.ndim))
+    return [
+        square,
+        np.rot90(square, 1),
+        np.rot90(square, 2),
+        np.rot90(square, 3),
+        np.fliplr(square),
+        np.flipud(square),
+        square.transpose(swap),
+        np.rot90(square, 2).transpose(swap),
+    ]
+
+
+def thumb_pixels(fingerprint: Fingerprint) -> Array | None:
+    """The thumbnail as 256 uint8 pixels, or None when the fingerprint has none."""
+    if not fingerprint.thumb:
+        return None
+    raw = np.frombuffer(base64.b64decode(fingerprint.thumb), dtype=np.uint8)
+    return raw if raw.size == THUMB_SIDE * THUMB_SIDE else None
+
+
+def chroma_grid(fingerprint: Fingerprint) -> Array | None:
+    """The layout's a*/b* cells as int8 (4x4x2 flattened), or None when there is next to
+    no colour."""
+    layout = np.asarray(fingerprint.layout, dtype=np.float64)
+    if layout.size != 48:
+        return None
+    ab = layout.reshape(4, 4, 3)[..., 1:].ravel()
+    if np.linalg.norm(ab) < MIN_CHROMA:
+        return None
+    return np.clip(np.round(ab * 127), -127, 127).astype(np.int8)
+
+
+def average_hashes(pixels: Array) -> Array | None:
+    """The average hash of the thumbnail in the 8 flips and turns (uint64, identity first),
+    or None for a thumbnail too flat for its bits to mean anything."""
+    if _normalised(pixels) is None:
+        return None
+    cells = pixels.reshape(8, 2, 8, 2).astype(np.float32).mean(axis=(1, 3))
+    codes = [np.packbits(v.ravel() > cells.mean()).view(">u8")[0] for v in _dihedral(cells)]
+    return np.array(codes, dtype=np.uint64)
+
+
+def _normalised(pixels: Array) -> Array | None:
+    centred = pixels.astype(np.float32) - pixels.mean()
+    norm = float(np.linalg.norm(centred))
+    if norm < MIN_THUMB_CONTRAST * np.sqrt(pixels.size):
+        return None
+    out: Array = centred / norm
+    return out
+
+
+@dataclass(frozen=True)
+class QueryAppearance:
+    thumbs: Array  # (8, 256): the query's normalised thumbnail in each orientation
+    chroma: Array | None  # (8, 32): its a*/b* grid in each orientation, unit length
+    average_hashes: Array  # (8,) uint64: its average hash in each orientation
+
+    @classmethod
+    def of(cls, query: Fingerprint) -> QueryAppearance | None:
+        pixels = thumb_pixels(query)
+        if pixels is None:
+            return None
+        square = pixels.reshape(THUMB_SIDE, THUMB_SIDE)
+        thumbs = [_normalised(v) for v in _dihedral(square)]
+        if thumbs[0] is None:
+            return None
+        grid = chroma_grid(query)
+        chroma = None
+        if grid is not None:
+            cells = grid.astype(np.float32).reshape(4, 4, 2)
+            turned = np.stack([v.ravel() for v in _dihedral(cells)])
+            chroma = turned / np.linalg.norm(turned, axis=1, keepdims=True)
+        codes = average_hashes(pixels)
+        assert codes is not None  # the thumbnail has contrast: checked above
+        return cls(np.stack([t.ravel() for t in thumbs if t is not None]), chroma, codes)
+
+    def compare(self, thumb: Array | None, chroma: Array | None) -> tuple[float, float, int]:
+        """(structure score 0-100, colour factor 0-1, orientation) against one catalogue
+        image's thumbnail and a*/b* grid."""
+        target = _normalised(thumb) if thumb is not None else None
+        if target is None:
+            return 0.0, 1.0, 0
+        correlations = self.thumbs @ target
+        orientation = int(np.argmax(correlations))
+        r = float(correlations[orientation])
+        floor, colour = COLOURLESS_STRUCTURE_FLOOR, 1.0
+        if self.chroma is None and chroma is not None:
+            # A colourless copy of a colourful picture: its structure may match several
+            # catalogue pictures that differ only in colour (two ramps at one angle).
+            return min(COLOUR_LOST_CAP, 100.0 * _ramp(r, floor, 1.0)), 1.0, orientation
+        if self.chroma is not None and chroma is not None:
+            target_ab = chroma.astype(np.float32)
+            cosine = float(self.chroma[orientation] @ target_ab) / float(np.linalg.norm(target_ab))
+            colour = _ramp(cosine, COLOUR_FLOOR, COLOUR_FULL)
+            floor = STRUCTURE_FLOOR
+        return 100.0 * _ramp(r, floor, 1.0), colour, orientation
+
+
+def aspect_agreement(query_aspect: float, target_aspect: float, orientation: int) -> float:
+    """1 when the query, turned as `orientation` says, has the target's proportions (within
+    ASPECT_SAME), falling to 0 at ASPECT_DIFFERENT. Whole-picture evidence (thumbnails,
+    global hashes) squeezes every picture into a square, so it cannot see proportions."""
+    if query_aspect <= 0 or target_aspect <= 0:
+        return 1.0  # not known (an index restored from a snapshot older than aspects)
+    if orientation in _QUARTER_TURNS:
+        query_aspect = 1.0 / query_aspect
+    apart = abs(math.log(query_aspect / target_aspect))
+    return _ramp(-apart, -math.log(ASPECT_DIFFERENT), -math.log(ASPECT_SAME))
+
+
+def _ramp(value: float, zero: float, one: float) -> float:
+    return min(1.0, max(0.0, (value - zero) / (one - zero)))
