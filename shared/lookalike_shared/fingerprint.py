@@ -258,7 +258,7 @@ def orb_keypoints(grey: Array) -> str | None:
     verify anything with (smooth images: gradients, colour fields)."""
     pixels = np.ascontiguousarray(grey)
     orb = cv2.ORB_create(  # type: ignore[attr-defined]
-        nfeatures=ORB_FEATURES * 2, fastThreshold=12, edgeThreshold=15, nlevels=ORB_LEVELS
+        nfeatures=ORB_FEATURES, fastThreshold=12, edgeThreshold=15, nlevels=ORB_LEVELS
     )
     found, descriptors = orb.detectAndCompute(pixels, None)
     if descriptors is None or len(found) < 8:
@@ -316,13 +316,18 @@ def find_content_box(rgb: Array) -> tuple[int, int, int, int]:
 
     def run(lines: Array, limit: int) -> int:
         ref = np.median(lines[0], axis=0)
-        if not border_lines(lines[:1], ref)[0]:
-            return 0  # most pictures: the outermost line is no border, nothing to cut
-        outside = np.flatnonzero(~border_lines(lines[:limit], ref))
-        n = int(outside[0]) if outside.size else limit
+        # Most pictures have no border and a border is seldom deep: test a few lines at a
+        # time from the edge inwards and stop at the first that is not border.
+        depth, step = 0, 1
+        while depth < limit:
+            close = border_lines(lines[depth : min(limit, depth + step)], ref)
+            if not close.all():
+                depth += int(np.argmin(close))
+                break
+            depth, step = depth + len(close), 8
         # A "border" as deep as the limit is a plain part of the picture (sky, colour
         # field), not a mat: leave that side alone.
-        return 0 if n >= limit else n
+        return 0 if depth >= limit else depth
 
     max_rows, max_cols = int(h * MAX_TRIM_SHARE), int(w * MAX_TRIM_SHARE)
     top = run(img[: max_rows + 1], max_rows)
