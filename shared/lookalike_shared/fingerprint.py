@@ -344,7 +344,7 @@ def find_content_box(rgb: Array) -> tuple[int, int, int, int]:
 
 def _colour_bins(rgb: Array) -> tuple[Array, Array]:
     """Each pixel's bin in an 8x8x8 cube, and the number of pixels in every bin."""
-    levels = rgb.reshape(-1, 3) // (256 // COLOR_LEVELS)
+    levels = rgb.reshape(-1, 3).astype(np.intp) // (256 // COLOR_LEVELS)
     bins = (levels[:, 0] * COLOR_LEVELS + levels[:, 1]) * COLOR_LEVELS + levels[:, 2]
     counts = np.bincount(bins, minlength=COLOR_LEVELS**3)
     return bins, counts

@@ -11,7 +11,7 @@ from PIL import Image
 
 from lookalike_shared.fingerprint import color_name, find_content_box, fingerprint_bytes
 from lookalike_shared.imaging import MAX_IMAGE_PIXELS, ImageRejected
-from tests.fixtures.images import jpeg_bytes, sample_path
+from tests.fixtures.images import jpeg_bytes, png_bytes, sample_path
 
 
 def hamming(a: str, b: str) -> int:
@@ -82,6 +82,17 @@ def test_named_colours_follow_what_a_person_would_call_them() -> None:
     assert color_name(128, 128, 128) == "grey"
     blue_image = Image.new("RGB", (64, 64), (30, 60, 200))
     assert fingerprint_bytes(jpeg_bytes(blue_image)).colors == ["blue"]
+
+
+def test_palette_and_named_colours_give_each_colour_its_share() -> None:
+    flag = Image.new("RGB", (400, 300), (200, 30, 30))  # red on half of it
+    flag.paste((245, 245, 245), (200, 0, 400, 300))  # white on 30%
+    flag.paste((30, 60, 200), (320, 0, 400, 300))  # blue on 20%
+    fingerprint = fingerprint_bytes(png_bytes(flag))
+    assert fingerprint.colors == ["red", "white", "blue"]
+    top = fingerprint.palette[:3]
+    assert [p.hex for p in top] == ["#c81e1e", "#f5f5f5", "#1e3cc8"]
+    assert [p.weight for p in top] == pytest.approx([0.5, 0.3, 0.2], abs=0.03)
 
 
 def _truncated_jpeg() -> bytes:
