@@ -37,6 +37,7 @@ class HeldElasticsearch:
         self.hold = hold  # a request body containing this is held (the keyword search: aggs)
         self.release = asyncio.Event()
         self.held = 0
+        self.seen: list[tuple[str, bytes]] = []  # (path, body) of every request, in order
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -59,6 +60,7 @@ class HeldElasticsearch:
     async def _forward(self, request: web.Request) -> web.Response:
         assert self._http is not None
         body = await request.read()
+        self.seen.append((request.path, body))
         if self.hold and self.hold.encode() in body:
             self.held += 1
             await self.release.wait()
@@ -198,16 +200,42 @@ async def test_the_same_artwork_streams_before_the_keyword_search_has_finished(
         lines = _stream(indexed_catalogue.http, gateway.url, form)
         first = await asyncio.wait_for(anext(lines), 10)
 
+        # Every keyword search is held until now: the first line could not wait for one.
         assert (first["type"], first["image_id"], first["match"]) == ("hit", CAT, "duplicate")
-        assert es.held >= 1, "the keyword search should still be pending"
         es.release.set()
         rest = [line async for line in lines]
+        assert es.held >= 1
 
     assert rest[-1]["type"] == "done"
     assert "text" in {line.get("match") for line in rest}
     assert rest[-1]["warnings"] == []
     timings = rest[-1]["timings_ms"]
     assert timings["first_hit_at"] < timings["es_keyword_done_at"]
+
+
+async def test_elasticsearch_is_asked_for_the_duplicates_before_its_searches(
+    indexed_catalogue: IndexedCatalogue,
+) -> None:
+    # A busy cluster (or the stand-in, which scans) would queue the cheap lookup of the
+    # same artwork behind the look-alike and keyword searches if all were sent at once.
+    async with (
+        HeldElasticsearch(indexed_catalogue.settings.es_url, hold="") as es,
+        indexed_catalogue.another_gateway(
+            es_url=es.url, duplicates_head_start_seconds=10
+        ) as gateway,
+    ):
+        form = aiohttp.FormData()
+        form.add_field("image", _cat_copy(indexed_catalogue), filename="q.jpg")
+        form.add_field("q", "nasa")
+        lines = [line async for line in _stream(indexed_catalogue.http, gateway.url, form)]
+
+    assert (lines[0]["image_id"], lines[0]["match"]) == (CAT, "duplicate")
+    kinds = [
+        "lookup" if path.endswith("/_mget") else "similar" if b'"knn"' in body else "keyword"
+        for path, body in es.seen
+        if path.endswith("/_mget") or b'"knn"' in body or b'"aggs"' in body
+    ]
+    assert kinds[0] == "lookup" and {"similar", "keyword"} <= set(kinds[1:]), kinds
 
 
 async def test_client_that_goes_away_cancels_the_backend_calls(

@@ -13,12 +13,13 @@ fails the answer. Leaving the generator early (client gone) cancels every task.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -194,6 +195,10 @@ class SearchService:
         image_depth = max(want, RERANK_DEPTH) if params.q else want
         es_timeout = self.settings.es_timeout_seconds
         tasks: dict[str, asyncio.Task[Any]] = {}
+        # Elasticsearch's searches give the duplicates a head start: the cheap lookup that
+        # hydrates the matcher's duplicates is sent before them, so it does not queue behind
+        # two searches on a busy cluster (or behind the stand-in's full scans).
+        duplicates_ready = asyncio.Event()
         if fingerprint is not None:
             tasks["matcher"] = asyncio.create_task(
                 timed(
@@ -203,20 +208,28 @@ class SearchService:
                 )
             )
             tasks["es_similar"] = asyncio.create_task(
-                timed(
-                    "es_similar",
-                    self.catalogue.similar(params, fingerprint.layout, image_depth),
-                    es_timeout,
+                self._after(
+                    duplicates_ready,
+                    lambda: timed(
+                        "es_similar",
+                        self.catalogue.similar(params, fingerprint.layout, image_depth),
+                        es_timeout,
+                    ),
                 )
             )
+        else:
+            duplicates_ready.set()
         if params.q or fingerprint is None:
             tasks["es_keyword"] = asyncio.create_task(
                 # With an image too, the keyword hits also re-rank the look-alikes, so fetch
                 # as deep as those are fetched.
-                timed(
-                    "es_keyword",
-                    self.catalogue.keyword(params, image_depth if fingerprint else want),
-                    es_timeout,
+                self._after(
+                    duplicates_ready,
+                    lambda: timed(
+                        "es_keyword",
+                        self.catalogue.keyword(params, image_depth if fingerprint else want),
+                        es_timeout,
+                    ),
                 )
             )
         page = _Page(offset, limit, leave_out=params.image_id)
@@ -225,7 +238,10 @@ class SearchService:
         try:
             try:
                 if "matcher" in tasks:
-                    duplicates, near = await self._duplicate_group(params, tasks, warnings)
+                    try:
+                        duplicates, near = await self._duplicate_group(params, tasks, warnings)
+                    finally:
+                        duplicates_ready.set()
                     async for line in page.add(duplicates):
                         yield line
                 if "es_similar" in tasks:
@@ -266,6 +282,12 @@ class SearchService:
         finally:
             for task in tasks.values():
                 task.cancel()
+
+    async def _after(self, ready: asyncio.Event, call: Callable[[], Awaitable[T]]) -> T:
+        """Make the call once `ready` is set, or when the head start has run out."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ready.wait(), self.settings.duplicates_head_start_seconds)
+        return await call()
 
     async def _result(
         self, tasks: dict[str, asyncio.Task[Any]], name: str, warnings: list[str]

@@ -17,6 +17,11 @@ class GatewaySettings(CommonSettings):
     )
     matcher_timeout_seconds: float = Field(2.0, description="Deadline of a matcher call.")
     es_timeout_seconds: float = Field(3.0, description="Deadline of each Elasticsearch query.")
+    duplicates_head_start_seconds: float = Field(
+        0.05,
+        description="How long Elasticsearch's look-alike and keyword searches wait for the "
+        "matcher's duplicates to be looked up first (0 sends all at once).",
+    )
     max_upload_bytes: int = Field(25 * 1024 * 1024, description="Largest request body accepted.")
     file_root: str | None = Field(None, description="file:// image URLs allowed below this.")
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
