@@ -99,12 +99,13 @@ class Stack:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def start_stack(data_dir: Path, timeout: float = 300) -> Stack:
+def start_stack(data_dir: Path, es_timeout: float, timeout: float = 300) -> Stack:
     ports = {k: free_port() for k in ("gateway", "matcher", "ingest", "kafka", "es")}
     argv = [sys.executable, "-m", "lookalike_stack", "up", "--data-dir", str(data_dir)]
     for name, port in ports.items():
         argv += [f"--{name}-port", str(port)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKALIKE_")}
+    env["LOOKALIKE_ES_TIMEOUT_SECONDS"] = str(es_timeout)
     proc = subprocess.Popen(
         argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True
     )
@@ -385,7 +386,7 @@ async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="lookalike-bench-") as tmp:
         data_dir = Path(tmp)
         print(f"starting the local stack in {data_dir} ...", flush=True)
-        stack = start_stack(data_dir)
+        stack = start_stack(data_dir, args.es_timeout)
         try:
             print(f"indexing {args.synthetic} synthetic documents ...", flush=True)
             await index_synthetic(stack.es_url, args.synthetic)
@@ -415,6 +416,14 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=None, help="synthetic ES documents")
     parser.add_argument("--seconds", type=float, default=None, help="seconds per level")
     parser.add_argument("--reps", type=int, default=None, help="repetitions of each call alone")
+    parser.add_argument(
+        "--es-timeout",
+        type=float,
+        default=30.0,
+        help="the gateway's Elasticsearch deadline [30 s]: the stand-in's scans (~0.5 s each "
+        "at 10k documents) queue up under 8+ clients and would hit the 3 s default, turning "
+        "every answer into a degraded one",
+    )
     parser.add_argument(
         "--levels", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 32]
     )

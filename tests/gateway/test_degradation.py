@@ -36,6 +36,7 @@ class HeldElasticsearch:
         self.upstream = upstream.rstrip("/")
         self.hold = hold  # a request body containing this is held (the keyword search: aggs)
         self.release = asyncio.Event()
+        self.holding = asyncio.Event()  # set once a request is being held
         self.held = 0
         self.seen: list[tuple[str, bytes]] = []  # (path, body) of every request, in order
         self.url = ""
@@ -63,6 +64,7 @@ class HeldElasticsearch:
         self.seen.append((request.path, body))
         if self.hold and self.hold.encode() in body:
             self.held += 1
+            self.holding.set()
             await self.release.wait()
         headers = {
             k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")
@@ -236,6 +238,27 @@ async def test_elasticsearch_is_asked_for_the_duplicates_before_its_searches(
         if path.endswith("/_mget") or b'"knn"' in body or b'"aggs"' in body
     ]
     assert kinds[0] == "lookup" and {"similar", "keyword"} <= set(kinds[1:]), kinds
+
+
+async def test_searches_beyond_the_bulkhead_wait_in_the_gateway_not_in_elasticsearch(
+    indexed_catalogue: IndexedCatalogue,
+) -> None:
+    async with (
+        HeldElasticsearch(indexed_catalogue.settings.es_url, hold='"aggs"') as es,
+        indexed_catalogue.another_gateway(
+            es_url=es.url, es_max_concurrent_searches=1, es_timeout_seconds=30
+        ) as gateway,
+    ):
+        searches = [asyncio.create_task(gateway.search(q=words)) for words in ("nasa", "astronaut")]
+        await asyncio.wait_for(es.holding.wait(), 10)
+        # Nothing to await for a search that must not arrive: give it time it would need.
+        await asyncio.sleep(0.3)
+        assert es.held == 1
+        es.release.set()
+        answers = await asyncio.gather(*searches)
+
+    assert es.held == 2
+    assert all(a.status == 200 and a.done["warnings"] == [] and a.ids for a in answers)
 
 
 async def test_client_that_goes_away_cancels_the_backend_calls(

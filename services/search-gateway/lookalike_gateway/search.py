@@ -141,6 +141,9 @@ class SearchService:
         self.matcher = matcher
         self.pool = pool
         self.fetcher = fetcher
+        # A bulkhead for Elasticsearch's searches (the heavy calls): beyond it they wait
+        # their turn here, so id lookups and other requests do not queue behind them there.
+        self._search_slots = asyncio.Semaphore(settings.es_max_concurrent_searches)
 
     async def query_fingerprint(self, request: SearchRequest) -> Fingerprint | None:
         """Fingerprint the query image, or raise BadRequest (before anything is streamed)."""
@@ -212,7 +215,9 @@ class SearchService:
                     duplicates_ready,
                     lambda: timed(
                         "es_similar",
-                        self.catalogue.similar(params, fingerprint.layout, image_depth),
+                        self._in_turn(
+                            lambda: self.catalogue.similar(params, fingerprint.layout, image_depth)
+                        ),
                         es_timeout,
                     ),
                 )
@@ -227,7 +232,11 @@ class SearchService:
                     duplicates_ready,
                     lambda: timed(
                         "es_keyword",
-                        self.catalogue.keyword(params, image_depth if fingerprint else want),
+                        self._in_turn(
+                            lambda: self.catalogue.keyword(
+                                params, image_depth if fingerprint else want
+                            )
+                        ),
                         es_timeout,
                     ),
                 )
@@ -282,6 +291,10 @@ class SearchService:
         finally:
             for task in tasks.values():
                 task.cancel()
+
+    async def _in_turn(self, search: Callable[[], Awaitable[T]]) -> T:
+        async with self._search_slots:
+            return await search()
 
     async def _after(self, ready: asyncio.Event, call: Callable[[], Awaitable[T]]) -> T:
         """Make the call once `ready` is set, or when the head start has run out."""

@@ -17,6 +17,13 @@ class GatewaySettings(CommonSettings):
     )
     matcher_timeout_seconds: float = Field(2.0, description="Deadline of a matcher call.")
     es_timeout_seconds: float = Field(3.0, description="Deadline of each Elasticsearch query.")
+    es_max_concurrent_searches: int = Field(
+        8,
+        ge=1,
+        description="Elasticsearch searches (look-alike, keyword) one gateway process keeps "
+        "in flight; more wait their turn (within es_timeout_seconds), so id lookups do not "
+        "queue behind them in Elasticsearch.",
+    )
     duplicates_head_start_seconds: float = Field(
         0.05,
         description="How long Elasticsearch's look-alike and keyword searches wait for the "
