@@ -15,7 +15,8 @@ EVENT_SECONDS = Histogram(
 )
 STAGE_SECONDS = Histogram(
     "lookalike_ingest_stage_duration_seconds",
-    "Time per stage: fetch, fingerprint, publish (matcher registration), elasticsearch.",
+    "Time per stage: fetch and fingerprint per image; publish (until the broker acknowledged "
+    "a batch's fingerprint records) and elasticsearch (a batch's bulk write) per batch.",
     ["stage"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )

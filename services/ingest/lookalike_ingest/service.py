@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
 
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from elasticsearch import AsyncElasticsearch
 
 from lookalike_shared.fetch import ImageFetcher, policy_from
@@ -17,11 +18,41 @@ from lookalike_shared.kafka import ensure_topics, make_producer, wait_for_kafka
 from lookalike_shared.pool import default_workers, make_pool, warm_pool
 from lookalike_shared.search_index import ensure_index, wait_for_elasticsearch
 
+from .batch import BatchApplier
+from .dead_letters import DeadLetters
 from .handler import EventHandler
+from .retry import Backoff
+from .search_writes import SearchWrites
 from .settings import IngestSettings
 from .worker import IngestWorker
 
 log = logging.getLogger(__name__)
+
+
+def make_ingest_producer(settings: IngestSettings) -> AIOKafkaProducer:
+    # Fingerprint records are 10-20 KB: with the default 16 KB batches nearly every record
+    # would be a produce request of its own. 256 KB stays well under the 1 MB request and
+    # broker message limits.
+    return make_producer(settings.kafka_bootstrap, max_batch_size=256 * 1024)
+
+
+def make_batch_applier(
+    settings: IngestSettings,
+    es: AsyncElasticsearch,
+    producer: AIOKafkaProducer,
+    fetcher: ImageFetcher,
+    pool: ProcessPoolExecutor,
+) -> BatchApplier:
+    backoff = Backoff(settings.backoff_base_seconds, settings.backoff_cap_seconds)
+    return BatchApplier(
+        EventHandler(settings, fetcher, pool, backoff),
+        SearchWrites(es, settings.es_alias, backoff),
+        producer,
+        settings.fingerprint_topic,
+        DeadLetters(producer, settings.dlq_topic, backoff),
+        backoff,
+        settings.max_in_flight,
+    )
 
 
 async def run_ingest(settings: IngestSettings, ready: asyncio.Event | None = None) -> None:
@@ -46,7 +77,7 @@ async def run_ingest(settings: IngestSettings, ready: asyncio.Event | None = Non
         await ensure_topics(settings)
         await ensure_index(es, settings.es_alias)
 
-        producer = make_producer(settings.kafka_bootstrap)
+        producer = make_ingest_producer(settings)
         await producer.start()
         stack.push_async_callback(producer.stop)
         fetcher = ImageFetcher(policy_from(settings))
@@ -59,15 +90,8 @@ async def run_ingest(settings: IngestSettings, ready: asyncio.Event | None = Non
             auto_offset_reset="earliest",
             max_poll_interval_ms=600_000,
         )
-        handler = EventHandler(settings, es, producer, fetcher, pool)
-        worker = IngestWorker(
-            consumer,
-            producer,
-            handler,
-            settings.dlq_topic,
-            settings.max_in_flight,
-            settings.batch_max_records,
-        )
+        batches = make_batch_applier(settings, es, producer, fetcher, pool)
+        worker = IngestWorker(consumer, batches, settings.batch_max_records)
         consumer.subscribe([settings.catalogue_topic], listener=worker.rebalance_listener)
         await consumer.start()
         stack.push_async_callback(consumer.stop)

@@ -1,10 +1,9 @@
 """The consume loop: at-least-once, in order per image, concurrent across images.
 
-A poll returns a batch; its records are grouped by key (image id), each key's records run
-in order, different keys run concurrently (bounded by max_in_flight). Offsets are
-committed only when every record of the batch is applied or durably dead-lettered. Before
-partitions are revoked in a rebalance, the batch in progress is finished and committed, so
-the next owner starts exactly after it.
+A poll returns a batch; batch.py applies it (each key's records in order, different keys
+concurrently). Offsets are committed only when every record of the batch is applied or
+durably dead-lettered. Before partitions are revoked in a rebalance, the batch in progress
+is finished and committed, so the next owner starts exactly after it.
 """
 
 from __future__ import annotations
@@ -12,18 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections import defaultdict
-from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
-from lookalike_shared.events import InvalidEvent, parse_catalogue_record
-
 from . import metrics
-from .handler import EventHandler, PermanentFailure
+from .batch import BatchApplier
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +40,13 @@ class IngestWorker:
     def __init__(
         self,
         consumer: AIOKafkaConsumer,
-        producer: AIOKafkaProducer,
-        handler: EventHandler,
-        dlq_topic: str,
-        max_in_flight: int,
+        batches: BatchApplier,
         batch_max_records: int,
         revoke_grace_seconds: float = 5.0,
     ) -> None:
         self.consumer = consumer
-        self.producer = producer
-        self.handler = handler
-        self.dlq_topic = dlq_topic
+        self.batches = batches
         self.batch_max_records = batch_max_records
-        self._slots = asyncio.Semaphore(max_in_flight)
         self._batch_task: asyncio.Future[None] | None = None
         self.revoke_grace_seconds = revoke_grace_seconds
         self._stopping = asyncio.Event()
@@ -103,7 +91,7 @@ class IngestWorker:
                 break
             batch = poll.result()
             if batch:
-                self._batch_task = asyncio.ensure_future(self._process_batch(batch))
+                self._batch_task = asyncio.ensure_future(self.batches.apply(batch))
                 try:
                     await self._batch_task
                 except asyncio.CancelledError:
@@ -131,67 +119,6 @@ class IngestWorker:
                 # The partitions moved to another worker before this commit: it will get
                 # these records again. Applying them twice changes nothing (versions decide).
                 log.warning("commit refused after a rebalance", extra={"error": str(exc)})
-
-    async def _process_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        by_key: dict[tuple[int, bytes | None], list[ConsumerRecord]] = defaultdict(list)
-        for tp, records in batch.items():
-            for record in records:
-                # Records without a key cannot be ordered against anything; give each its own lane.
-                lane = record.key if record.key is not None else f"@{record.offset}".encode()
-                by_key[(tp.partition, lane)].append(record)
-        await asyncio.gather(*(self._process_lane(records) for records in by_key.values()))
-
-    async def _process_lane(self, records: list[ConsumerRecord]) -> None:
-        async with self._slots:
-            for record in records:
-                await self._process_record(record)
-
-    async def _process_record(self, record: ConsumerRecord) -> None:
-        started = time.perf_counter()
-        metrics.IN_FLIGHT.inc()
-        try:
-            event = parse_catalogue_record(record.key, record.value, record.headers)
-            if event is None:
-                metrics.EVENTS.labels("skipped").inc()
-                return
-            outcome = await self.handler.apply(event)
-            metrics.EVENTS.labels(outcome).inc()
-            log.debug("applied", extra={"image_id": event.image_id, "outcome": outcome})
-        except InvalidEvent as exc:
-            await self._dead_letter(record, exc.code, str(exc))
-        except PermanentFailure as exc:
-            await self._dead_letter(record, exc.code, str(exc))
-        finally:
-            metrics.IN_FLIGHT.dec()
-            metrics.EVENT_SECONDS.observe(time.perf_counter() - started)
-
-    async def _dead_letter(self, record: ConsumerRecord, code: str, message: str) -> None:
-        headers = [
-            *(record.headers or ()),
-            ("lookalike.error.topic", record.topic.encode()),
-            ("lookalike.error.partition", str(record.partition).encode()),
-            ("lookalike.error.offset", str(record.offset).encode()),
-            ("lookalike.error.class", code.encode()),
-            ("lookalike.error.message", message[:2000].encode()),
-            ("lookalike.error.time", datetime.now(UTC).isoformat().encode()),
-        ]
-        await self.handler.retry_backend(
-            "dlq",
-            lambda: self.producer.send_and_wait(
-                self.dlq_topic, key=record.key, value=record.value, headers=headers
-            ),
-        )
-        metrics.EVENTS.labels("dlq").inc()
-        metrics.DLQ.labels(code).inc()
-        log.warning(
-            "event dead-lettered",
-            extra={
-                "reason": code,
-                "error": message,
-                "partition": record.partition,
-                "offset": record.offset,
-            },
-        )
 
     def _update_lag(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         # From what the fetcher already knows: no broker round trip, nothing that could wait
