@@ -14,6 +14,11 @@ class CommonSettings(BaseSettings):
     kafka_bootstrap: str = Field(
         "127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated host:port."
     )
+    kafka_idempotence: bool = Field(
+        True,
+        description="Idempotent producers (a retried send is written once); turn off only "
+        "for a Kafka-protocol broker that refuses them.",
+    )
     es_url: str = Field("http://127.0.0.1:9200", description="Elasticsearch base URL.")
     catalogue_topic: str = Field("catalogue.images", description="Catalogue change events.")
     fingerprint_topic: str = Field(

@@ -62,13 +62,14 @@ async def ensure_topics(
         await admin.close()
 
 
-def make_producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
+def make_producer(settings: CommonSettings, **overrides: object) -> AIOKafkaProducer:
     """An idempotent producer that waits for all in-sync replicas: a send that returns is
-    durable, which is what at-least-once offset commits rely on."""
+    durable, which is what at-least-once offset commits rely on. (Without idempotence a
+    retried send may be written twice; versions make the second copy change nothing.)"""
     options: dict[str, object] = {
-        "bootstrap_servers": bootstrap,
+        "bootstrap_servers": settings.kafka_bootstrap,
         "acks": "all",
-        "enable_idempotence": True,
+        "enable_idempotence": settings.kafka_idempotence,
         "linger_ms": 5,
         "request_timeout_ms": 30000,
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 
 from lookalike_shared.config import CommonSettings
 from lookalike_stack.catalogue import publish, set_up
+from lookalike_stack.embedded import Backends
+from tests.fixtures.backends import fresh_settings
 from tests.fixtures.ingest import (
     WorkerProcesses,
     assert_committed_were_applied,
@@ -56,18 +59,32 @@ async def test_worker_killed_mid_backlog_and_restarted_leaves_index_equal_to_cat
     await assert_index_equals_catalogue(settings, events)
 
 
-@pytest.mark.skipif(
-    os.environ.get("LOOKALIKE_TEST_BACKEND", "embedded") == "embedded",
-    reason="the embedded stand-in refuses an offset commit that races a rebalance with "
-    "IllegalGeneration and the group then never settles (real Kafka accepts it); "
-    "run with LOOKALIKE_TEST_BACKEND=containers",
-)
-async def test_sigterm_drains_and_a_second_worker_takes_over_after_a_rebalance(
-    lookalike_settings: CommonSettings,
+@pytest.fixture
+def rebalancing_workers(
+    request: pytest.FixtureRequest,
+    backends: Backends,
     sample_catalogue: tuple[Path, list[dict[str, Any]]],
-    ingest_workers: WorkerProcesses,
+    tmp_path: Path,
+) -> Iterator[WorkerProcesses]:
+    """Worker processes on a broker that rebalances as Kafka does. The embedded stand-in
+    refuses an offset commit that races a rebalance (IllegalGeneration) and its group then
+    never settles, so on it the second broker (Tansu) carries the topics instead."""
+    if os.environ.get("LOOKALIKE_TEST_BACKEND", "embedded") == "embedded":
+        kafka = request.getfixturevalue("second_kafka")
+        settings = fresh_settings(Backends(kafka, backends.es_url), kafka_idempotence=False)
+    else:
+        settings = fresh_settings(backends)
+    workers = WorkerProcesses(settings, sample_catalogue[0], tmp_path)
+    yield workers
+    workers.stop_all()
+
+
+async def test_sigterm_drains_and_a_second_worker_takes_over_after_a_rebalance(
+    rebalancing_workers: WorkerProcesses,
+    sample_catalogue: tuple[Path, list[dict[str, Any]]],
 ) -> None:
-    settings = lookalike_settings
+    ingest_workers = rebalancing_workers
+    settings = ingest_workers.settings
     await set_up(settings)
     events = backlog(sample_catalogue[1], 600, prefix="rb")
     await publish(settings, events)

@@ -32,7 +32,7 @@ async def publish(
     deletes: Iterable[dict[str, Any]] = (),
 ) -> int:
     """Publish CloudEvents (structured mode) keyed by image id; returns how many."""
-    producer = make_producer(settings.kafka_bootstrap)
+    producer = make_producer(settings)
     await producer.start()
     sent = 0
     try:

@@ -132,7 +132,7 @@ async def backfill(
 ) -> Summary:
     summary = Summary()
     state = PublishedState(state_path)
-    producer = make_producer(settings.kafka_bootstrap, linger_ms=20)
+    producer = make_producer(settings, linger_ms=20)
     await producer.start()
     started = time.monotonic()
     pending: list[tuple[asyncio.Future[Any], str, str]] = []

@@ -29,7 +29,7 @@ async def replay(
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
     )
-    producer = make_producer(settings.kafka_bootstrap)
+    producer = make_producer(settings)
     await consumer.start()
     await producer.start()
     replayed: Counter[str] = Counter()

@@ -33,7 +33,7 @@ def make_ingest_producer(settings: IngestSettings) -> AIOKafkaProducer:
     # Fingerprint records are 10-20 KB: with the default 16 KB batches nearly every record
     # would be a produce request of its own. 256 KB stays well under the 1 MB request and
     # broker message limits.
-    return make_producer(settings.kafka_bootstrap, max_batch_size=256 * 1024)
+    return make_producer(settings, max_batch_size=256 * 1024)
 
 
 def make_batch_applier(
