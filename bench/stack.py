@@ -13,7 +13,12 @@ from typing import Any
 
 from lookalike_shared.config import CommonSettings
 from lookalike_stack.catalogue import set_up
-from lookalike_stack.embedded import start_embedded
+from lookalike_stack.embedded import (
+    Backends,
+    start_embedded,
+    start_embedded_service,
+    start_second_kafka,
+)
 from lookalike_stack.processes import Child, Supervisor, free_port
 from lookalike_stack.sample import materialize
 
@@ -22,6 +27,9 @@ from lookalike_stack.sample import materialize
 class BenchStack:
     folder: Path
     ingest_workers: int = 2
+    # "embedded": the stand-in serves Kafka and Elasticsearch; "tansu": a second broker
+    # (lookalike_stack.embedded.start_second_kafka) serves Kafka, the stand-in only ES.
+    kafka: str = "embedded"
     supervisor: Supervisor = field(init=False)
     settings: CommonSettings = field(init=False)
     catalogue: list[dict[str, Any]] = field(init=False)
@@ -32,17 +40,30 @@ class BenchStack:
     def __enter__(self) -> BenchStack:
         self.supervisor = Supervisor(self.folder / "logs")
         try:
-            backends = start_embedded(
-                self.supervisor, self.folder / "noida", free_port(), free_port()
-            )
+            if self.kafka == "tansu":
+                es_port = free_port()
+                start_embedded_service(
+                    self.supervisor, "elasticsearch", self.folder / "noida", es_port
+                )
+                backends = Backends(
+                    start_second_kafka(self.supervisor, free_port()),
+                    f"http://127.0.0.1:{es_port}",
+                )
+            else:
+                backends = start_embedded(
+                    self.supervisor, self.folder / "noida", free_port(), free_port()
+                )
             self.settings = CommonSettings(
-                kafka_bootstrap=backends.kafka_bootstrap, es_url=backends.es_url
+                kafka_bootstrap=backends.kafka_bootstrap,
+                es_url=backends.es_url,
+                kafka_idempotence=self.kafka != "tansu",
             )
             asyncio.run(set_up(self.settings))
             self.catalogue = materialize(self.folder / "catalogue")
             env = {
                 "LOOKALIKE_KAFKA_BOOTSTRAP": self.settings.kafka_bootstrap,
                 "LOOKALIKE_ES_URL": self.settings.es_url,
+                "LOOKALIKE_KAFKA_IDEMPOTENCE": str(self.settings.kafka_idempotence).lower(),
                 "LOOKALIKE_BIND_HOST": "127.0.0.1",
                 "LOOKALIKE_FILE_ROOT": str(self.folder / "catalogue"),
                 "LOOKALIKE_MATCHER_PORT": str(self.matcher_port),

