@@ -8,13 +8,20 @@ flipped, turned), fingerprinted once up front. For each size:
 
 - hash stage: the matcher's multi-index-hashing lookups (every query code at its radius)
   vs faiss IndexBinaryFlat range search with the same codes and radii on the same entries,
-  one thread each;
+  one thread each; wall clock, and the searching thread's CPU time (on a shared machine
+  the wall p99 also counts time other processes held the core);
 - full search: hash stage + verification (256-bit hash, ORB + RANSAC) of the short list;
 - RAM per image: the index's arrays and id map, divided by the images;
-- add and delete throughput through upsert()/delete() of real fingerprints;
+- add and delete throughput through upsert()/delete() of real fingerprints (enough adds
+  that the table merges they cause are in the time);
 - restart: snapshot written, then loaded into a fresh index (at the smallest size >= 1M).
 
-    .venv/bin/python bench/matcher.py                      # 1M and 10M (~10 min, ~16 GB)
+Before that, RAM per real image: a few thousand FingerprintRecords of real fingerprints
+(originals and transformed copies), parsed and applied as the replay does, into an index with
+its keypoint file on disk as the service runs; the process's RSS growth per image, as a soak
+would see it, next to what the index counts.
+
+    .venv/bin/python bench/matcher.py                      # 1M and 10M (~20 min, ~16 GB)
     .venv/bin/python bench/matcher.py --quick              # 100k and 1M
     .venv/bin/python bench/matcher.py --sizes 2000000 --queries 50
 """
@@ -24,12 +31,14 @@ from __future__ import annotations
 import argparse
 import gc
 import io
+import itertools
 import random
 import resource
 import shutil
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +50,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from robustness import FAMILIES, package_images
 
 from lookalike_matcher import index as index_module
+from lookalike_matcher.appearance import QueryAppearance
 from lookalike_matcher.index import FingerprintIndex, SearchTrace, hex_to_u64
 from lookalike_matcher.snapshot import keypoint_store, load_snapshot, save_snapshot
-from lookalike_shared.contracts import Box, Fingerprint
+from lookalike_shared.contracts import Box, Fingerprint, FingerprintRecord
 from lookalike_shared.fingerprint import REGION_WINDOWS, fingerprint_bytes
 
 QUERY_FAMILIES = ("resize_50", "jpeg_30", "crop_20", "border_10", "flip", "rotate_90")
@@ -77,13 +87,23 @@ def query_codes(fp: Fingerprint) -> list[tuple[str, np.ndarray, int]]:
     )
     probes = np.array([hex_to_u64(h) for h in fp.phash_probes or []], dtype=np.uint64)
     regions = np.array([hex_to_u64(r.phash) for r in fp.regions], dtype=np.uint64)
+    centre = [
+        k
+        for k, r in enumerate(fp.regions)
+        if (r.box.x, r.box.y, r.box.w, r.box.h) in index_module.CENTRE_WINDOWS
+    ]
+    looks = QueryAppearance.of(fp)
+    smooth = looks.average_hashes if looks is not None else np.zeros(0, np.uint64)
     identity = np.arange(len(dihedral)) % 8 == 0
     return [
         ("content", dihedral[identity], index_module.CONTENT_RADIUS),
         ("content", dihedral[~identity], index_module.TURN_RADIUS),
         ("content", probes, index_module.PROBE_RADIUS),
-        ("regions", dihedral[:1], index_module.CROP_RADIUS),
+        ("smooth", smooth, index_module.SMOOTH_RADIUS),
         ("content", regions, index_module.REGION_RADIUS),
+        ("regions", dihedral[:1], index_module.CROP_RADIUS),
+        ("centre", dihedral[:1], index_module.CROP_RADIUS),
+        ("centre", regions[centre], index_module.REGION_RADIUS),
     ]
 
 
@@ -107,7 +127,8 @@ def faiss_tables(index: FingerprintIndex) -> dict[str, Any]:
 
     faiss.omp_set_num_threads(1)
     out = {}
-    for name, table in (("content", index.content), ("regions", index.regions)):
+    for name in ("content", "regions", "centre", "smooth"):
+        table = getattr(index, name)
         flat = faiss.IndexBinaryFlat(64)
         codes = table.arrays()["codes"]
         # faiss reads each code as 8 bytes; the byte order is the same for queries.
@@ -132,6 +153,45 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
+def real_image_memory(fingerprints: list[Fingerprint], count: int) -> dict[str, float]:
+    """RSS growth and index bytes per real image added the way the replay adds them."""
+    stamp = datetime.now(UTC)
+    ids = (f"soak-{k:07d}" for k in itertools.count())
+    cycle = itertools.cycle(fingerprints)
+    records = [
+        FingerprintRecord(image_id=next(ids), version=1, fingerprint=next(cycle), indexed_at=stamp)
+        .model_dump_json()
+        .encode()
+        for _ in range(count + 200)
+    ]
+    folder = Path(tempfile.mkdtemp(prefix="lookalike-bench-"))
+    try:
+        index = FingerprintIndex(keypoint_store(folder))
+
+        def apply(values: list[bytes]) -> None:
+            for value in values:
+                record = FingerprintRecord.model_validate_json(value)
+                index.upsert(record.image_id, record.version, record.fingerprint)
+
+        apply(records[:200])  # warm: first allocations, caches
+        index.search(fingerprints[0])
+        gc.collect()
+        rss, held = rss_bytes(), index.nbytes()
+        started = time.perf_counter()
+        apply(records[200:])
+        seconds = time.perf_counter() - started
+        gc.collect()
+        return {
+            "images": count,
+            "rss_per_image": (rss_bytes() - rss) / count,
+            "bytes_per_image": (index.nbytes() - held) / count,
+            "adds_per_s": count / seconds,
+        }
+    finally:
+        keypoint_store(None).close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def bench_size(
     n: int,
     originals: list[Fingerprint],
@@ -146,15 +206,14 @@ def bench_size(
     fill_seconds = fill(index, n - len(originals), rng, args.chunk)
     for i, fp in enumerate(originals):
         index.upsert(f"real-{i}", 1, fp)
-    index.content.merge()
-    index.regions.merge()
+    index.merge()
     rss_after = rss_bytes()
     res: dict[str, float] = {"images": len(index), "fill_s": fill_seconds}
     res["bytes_per_image"] = index.nbytes() / len(index)
     res["rss_per_image"] = (rss_after - rss_before) / len(index)
 
     chosen = queries[: args.queries]
-    hash_ms, full_ms, found = [], [], 0
+    hash_ms, cpu_ms, full_ms, found = [], [], [], 0
     for _ in range(args.repeat):
         for source, fp in chosen:
             trace = SearchTrace()
@@ -162,23 +221,28 @@ def bench_size(
             matches = index.search(fp, limit=10, trace=trace)
             full_ms.append((time.perf_counter() - started) * 1000)
             hash_ms.append(trace.hash_seconds * 1000)
+            cpu_ms.append(trace.hash_cpu_seconds * 1000)
             found += any(m.image_id == f"real-{source}" for m in matches[:1])
     res["hash_p50"], res["hash_p99"] = percentile(hash_ms, 50), percentile(hash_ms, 99)
+    res["cpu_p50"], res["cpu_p99"] = percentile(cpu_ms, 50), percentile(cpu_ms, 99)
     res["full_p50"], res["full_p99"] = percentile(full_ms, 50), percentile(full_ms, 99)
     res["top1"] = found / (len(chosen) * args.repeat)
 
     if not args.no_faiss:
         tables = faiss_tables(index)
-        faiss_ms = []
+        faiss_ms, faiss_cpu_ms = [], []
         for _source, fp in chosen[: args.faiss_queries]:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.thread_time()
             faiss_search(tables, fp)
             faiss_ms.append((time.perf_counter() - started) * 1000)
+            faiss_cpu_ms.append((time.thread_time() - cpu) * 1000)
         res["faiss_p50"], res["faiss_p99"] = percentile(faiss_ms, 50), percentile(faiss_ms, 99)
+        res["faiss_cpu_p50"] = percentile(faiss_cpu_ms, 50)
         del tables
         gc.collect()
 
-    # add / delete throughput (real fingerprints, new ids)
+    # add / delete throughput (real fingerprints, new ids); the default count makes the
+    # regions table merge once, as it does every REGIONS_DELTA / 23 adds
     count = args.writes
     started = time.perf_counter()
     for k in range(count):
@@ -218,7 +282,10 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=60, help="query fingerprints used")
     parser.add_argument("--repeat", type=int, default=3, help="times each query is run")
     parser.add_argument("--faiss-queries", type=int, default=20)
-    parser.add_argument("--writes", type=int, default=2000)
+    parser.add_argument(
+        "--writes", type=int, default=12000, help="upserts, then deletes, timed at each size"
+    )
+    parser.add_argument("--real-images", type=int, default=3000, help="for RAM per real image")
     parser.add_argument("--chunk", type=int, default=2_000_000)
     parser.add_argument("--no-faiss", action="store_true")
     args = parser.parse_args()
@@ -230,6 +297,13 @@ def main() -> None:
         f"{len(originals)} real fingerprints planted, {len(queries)} transformed queries "
         f"({', '.join(QUERY_FAMILIES)}); {args.queries} used x{args.repeat}; one thread"
     )
+    real = real_image_memory(originals + [fp for _, fp in queries], args.real_images)
+    print(
+        f"real images: {real['images']:,} records applied as the replay does, "
+        f"{real['adds_per_s']:.0f}/s: RSS +{real['rss_per_image']:.0f} B/image "
+        f"(index counts {real['bytes_per_image']:.0f} B/image)",
+        flush=True,
+    )
     restart_at = min((s for s in sizes if s >= 1_000_000), default=max(sizes))
     rows = []
     for n in sizes:
@@ -239,16 +313,18 @@ def main() -> None:
 
     print()
     print(
-        f"{'images':>12} {'hash p50':>9} {'hash p99':>9} {'faiss p50':>10} {'faiss p99':>10}"
-        f" {'x faster':>9} {'full p50':>9} {'full p99':>9} {'top-1':>6} {'B/image':>8}"
-        f" {'RSS B/img':>10} {'adds/s':>8} {'dels/s':>8}"
+        f"{'images':>12} {'hash p50':>9} {'hash p99':>9} {'cpu p50':>8} {'cpu p99':>8}"
+        f" {'faiss p50':>10} {'faiss p99':>10} {'x faster':>9} {'full p50':>9} {'full p99':>9}"
+        f" {'top-1':>6} {'B/image':>8} {'RSS B/img':>10} {'adds/s':>8} {'dels/s':>8}"
     )
     for r in rows:
         faiss50 = r.get("faiss_p50", float("nan"))
         faiss99 = r.get("faiss_p99", float("nan"))
+        faster = r.get("faiss_cpu_p50", float("nan")) / r["cpu_p50"]
         print(
             f"{int(r['images']):>12,} {r['hash_p50']:>7.2f}ms {r['hash_p99']:>7.2f}ms"
-            f" {faiss50:>8.1f}ms {faiss99:>8.1f}ms {faiss50 / r['hash_p50']:>8.1f}x"
+            f" {r['cpu_p50']:>6.2f}ms {r['cpu_p99']:>6.2f}ms"
+            f" {faiss50:>8.1f}ms {faiss99:>8.1f}ms {faster:>8.1f}x"
             f" {r['full_p50']:>7.2f}ms {r['full_p99']:>7.2f}ms {r['top1']:>6.2f}"
             f" {r['bytes_per_image']:>8.0f} {r['rss_per_image']:>10.0f}"
             f" {r['adds_per_s']:>8.0f} {r['deletes_per_s']:>8.0f}"
@@ -260,7 +336,15 @@ def main() -> None:
                 f"{r['snapshot_s']:.1f} s, loaded in "
                 f"{r['restart_s']:.1f} s"
             )
-    print("x faster = faiss p50 / hash-stage p50 (same codes, same radii, same entries)")
+    print(
+        f"adds/s: {args.writes:,} upserts of real fingerprints, the table merges they caused "
+        "included; dels/s: deleting them again"
+    )
+    print(
+        "hash/faiss: wall clock; cpu: the searching thread's CPU time (the machine is shared, "
+        "so wall p99 includes time other processes had the core);\n"
+        "x faster = faiss CPU p50 / hash-stage CPU p50 (same codes, same radii, same entries)"
+    )
 
 
 if __name__ == "__main__":

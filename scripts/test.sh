@@ -35,7 +35,7 @@ echo "[lookalike] ruff check"
 ruff check .
 echo "[lookalike] ruff format --check"
 ruff format --check .
-echo "[lookalike] mypy shared/"
-mypy shared/
+echo "[lookalike] mypy shared/ services/matcher/"
+mypy shared/ services/matcher/
 echo "[lookalike] pytest"
 python -m pytest "$@"

@@ -9,8 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from lookalike_matcher import hamming
-from lookalike_matcher.hamming import HammingTable
 from lookalike_matcher.index import FingerprintIndex
 from lookalike_matcher.snapshot import keypoint_store, load_snapshot, save_snapshot
 from lookalike_shared.contracts import Fingerprint
@@ -176,43 +174,6 @@ def test_updated_image_answers_with_its_new_version_and_deleted_one_is_gone(
     assert best(index, rocket).version == 2
     assert index.delete("art")
     assert index.search(rocket) == [] and len(index) == 0
-
-
-@pytest.mark.parametrize("bucket_tables_from", [1 << 30, 1000], ids=["binary-search", "buckets"])
-def test_multi_index_search_equals_brute_force_through_adds_deletes_and_compaction(
-    monkeypatch: pytest.MonkeyPatch, bucket_tables_from: int
-) -> None:
-    monkeypatch.setattr(hamming, "BUCKET_TABLE_FROM", bucket_tables_from)
-    rng = np.random.default_rng(7)
-    table = HammingTable(delta_limit=500)
-    codes = rng.integers(0, 2**64, 6000, dtype=np.uint64)
-    for start in range(0, len(codes), 700):
-        chunk = codes[start : start + 700]
-        table.add(
-            chunk,
-            np.arange(start, start + len(chunk), dtype=np.int32),
-            np.zeros(len(chunk), np.int8),
-        )
-    alive = np.ones(len(codes), dtype=bool)
-    killed = rng.choice(len(codes), 4000, replace=False)  # enough to trigger compaction
-    table.kill(killed[:1000])
-    alive[killed[:1000]] = False
-    remap = table.compact()
-    table.kill(remap[killed[1000:1200]])
-    alive[killed[1000:1200]] = False
-    queries = codes[rng.choice(len(codes), 40)].copy()
-    for j in range(len(queries)):  # move each query 0..11 bits away from its code
-        for bit in rng.choice(64, j % 12, replace=False):
-            queries[j] ^= np.uint64(1) << np.uint64(int(bit))
-    for radius in (4, 8, 10):
-        q, e, _ = table.search(queries, radius)
-        got = {(int(a), int(b)) for a, b in zip(q, table.owners(e), strict=True)}
-        dist = np.bitwise_count(queries[:, None] ^ codes[None, :])
-        want = {
-            (int(a), int(b))
-            for a, b in zip(*np.nonzero((dist <= radius) & alive[None, :]), strict=True)
-        }
-        assert got == want
 
 
 def test_snapshot_restores_an_index_that_answers_the_same(

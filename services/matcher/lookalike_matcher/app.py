@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from pydantic import ValidationError
 
 from lookalike_shared.contracts import MatcherSearchRequest, MatcherSearchResponse, MatcherStats
@@ -105,10 +105,12 @@ async def _request_from_upload(request: web.Request) -> MatcherSearchRequest | w
     data = None
     limit = 20
     async for part in await request.multipart():
+        if not isinstance(part, BodyPartReader):
+            continue  # a nested multipart body: no field of ours
         if part.name == "image":
-            data = await part.read()  # type: ignore[union-attr]
+            data = await part.read()
         elif part.name == "limit":
-            text = await part.text()  # type: ignore[union-attr]
+            text = await part.text()
             if not text.isdigit() or not 1 <= int(text) <= 200:
                 return error_response(400, "invalid_request", "limit: 1..200", "limit")
             limit = int(text)

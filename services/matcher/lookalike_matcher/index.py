@@ -17,8 +17,12 @@ Life of a search:
           thumbnail structure and colour (appearance.py), the strongest evidence wins-->
       calibrated score 0-100, duplicate/similar, overlap and region
 
-Per image, RAM holds its 64-bit codes in two HammingTables (content and regions) and a
-few fixed-size fields in numpy arrays; keypoints live in a KeypointStore file.
+Per image, RAM holds its 64-bit codes in four HammingTables (content pHashes; region
+pHashes, the two central windows apart since they are also looked up window by window; and
+the thumbnail's average hash, which means nothing to a pHash) and a few fixed-size fields in
+numpy arrays, indexed by the image's slot; keypoints live in a KeypointStore file. A slot
+freed by a delete or an update is reused once the tables have dropped its codes
+(compaction, when half the slots are dead).
 
 Score calibration (bench/robustness.py, run of 2026-11-27): 149 originals (29 real sample
 images from scikit-image, matplotlib and scikit-learn, 120 synthetic minimal-art images:
@@ -55,6 +59,7 @@ from .appearance import (
     thumb_pixels,
 )
 from .hamming import HammingTable
+from .ids import ImageIds
 from .verify import Keypoints, KeypointStore, LocalMatch, hamming256, verify_local
 
 Array = np.ndarray
@@ -70,6 +75,21 @@ PROBE_RADIUS = 8  # the query's probe codes (least certain bits flipped) vs cata
 CROP_RADIUS = 10  # query content vs catalogue regions (one code: affordable)
 SMOOTH_RADIUS = 6  # query average hash in 8 orientations vs catalogue average hashes
 CENTRE_WINDOWS = {(0.05, 0.05, 0.9, 0.9), (0.15, 0.15, 0.7, 0.7)}
+# Codes added since the last merge are scanned linearly by every search (a content search
+# has ~60 query codes, a regions search 3), and a merge costs time linear in the table:
+# these bound the scan to about a million code comparisons a search.
+CONTENT_DELTA = 16384
+REGIONS_DELTA = 262144
+# RAM the prefix tables may take, per entry and layout: content has 1 to 3 entries an image,
+# regions one per window (23), so regions take less and resolve fewer bits while small.
+CONTENT_PREFIX_BYTES = 8.0
+REGIONS_PREFIX_BYTES = 0.5
+# The regions table is searched at CROP_RADIUS (10) only: substrings of 22, 22 and 20 bits,
+# probed at radii 3, 3 and 2, find fewer candidates there than 22, 21 and 21 (-20%).
+REGIONS_WIDTHS = (22, 22, 20)
+CENTRE_DELTA = 65536
+CENTRE_PREFIX_BYTES = 2.0
+COMPACT_FROM = 1024  # dead slots (and more than live ones) from which the tables compact
 SHORTLIST = 24  # images verified per query
 # Scores: see the module docstring for how DUPLICATE_SCORE was chosen.
 DUPLICATE_SCORE = 70.0
@@ -98,6 +118,7 @@ class SearchTrace:
     """What a search did, for metrics."""
 
     hash_seconds: float = 0.0
+    hash_cpu_seconds: float = 0.0  # this thread's CPU time: what the hash stage itself cost
     verify_seconds: float = 0.0
     candidates: int = 0
     hash_pairs: int = 0
@@ -130,13 +151,14 @@ class _Slots:
     aspect: Array = field(default_factory=lambda: np.ones((0, 2), dtype=np.float32))
     kp_offset: Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     kp_length: Array = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
-    content_entry: Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    content_count: Array = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
-    region_entry: Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    region_count: Array = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
+    codes: Array = field(default_factory=lambda: np.zeros(0, dtype=np.int16))  # in the tables
 
     def names(self) -> list[str]:
         return list(self.__dataclass_fields__)
+
+    def clear(self, slot: int) -> None:
+        for name in self.names():
+            getattr(self, name)[slot] = 0
 
     def grow(self, capacity: int) -> None:
         for name in self.names():
@@ -165,18 +187,33 @@ class FingerprintIndex:
 
     def __init__(self, keypoints: KeypointStore | None = None) -> None:
         self._lock = threading.Lock()
-        self.content = HammingTable()
-        self.regions = HammingTable()
+        self.content = HammingTable(
+            delta_limit=CONTENT_DELTA, prefix_bytes_per_entry=CONTENT_PREFIX_BYTES
+        )
+        self.regions = HammingTable(
+            delta_limit=REGIONS_DELTA,
+            prefix_bytes_per_entry=REGIONS_PREFIX_BYTES,
+            widths=REGIONS_WIDTHS,
+        )
+        self.centre = HammingTable(
+            delta_limit=CENTRE_DELTA, prefix_bytes_per_entry=CENTRE_PREFIX_BYTES
+        )
+        self.smooth = HammingTable(
+            delta_limit=CONTENT_DELTA, prefix_bytes_per_entry=CONTENT_PREFIX_BYTES
+        )
         self.keypoints = keypoints or KeypointStore()
         self._slots = _Slots()
-        self._ids: list[str | None] = []
-        self._slot_of: dict[str, int] = {}
+        self._names = ImageIds()  # image id <-> slot
+        self._slot_count = 0  # slots ever used: [0, _slot_count)
+        self._entries = 0  # codes of live images in the tables
+        self._dead_slots: list[int] = []  # killed in the tables, their codes still there
+        self._free_slots: list[int] = []  # their codes dropped: reusable
         # Distinct region-window layouts (every fingerprint of one version shares one).
         self._window_sets: list[tuple[Box, ...]] = []
         self._window_set_of: dict[tuple[tuple[float, float, float, float], ...], int] = {}
 
     def __len__(self) -> int:
-        return len(self._slot_of)
+        return len(self._names)
 
     def adopt(self, other: FingerprintIndex) -> None:
         """Take over another index's contents (a loaded snapshot) in place, so everything
@@ -189,30 +226,43 @@ class FingerprintIndex:
 
     @property
     def entries(self) -> int:
-        return len(self.content) + len(self.regions)
+        """Codes of live images in the tables."""
+        return self._entries
+
+    def catching_up(self, on: bool) -> None:
+        """While replaying a backlog, let the tables' deltas grow with them (merges then
+        cost O(1) an entry, amortised); when done, merge so searches scan little."""
+        with self._lock:
+            for table in self._tables():
+                table.delta_share = 0.25 if on else 0.0
+                if not on:
+                    table.merge()
+
+    def merge(self) -> None:
+        """Fold every table's recent codes into its sorted layouts (searches then scan none)."""
+        with self._lock:
+            for table in self._tables():
+                table.merge()
 
     def nbytes(self) -> int:
         """RAM held by the index's arrays (keypoints excluded: they are in a file)."""
-        arrays = sum(getattr(self._slots, n)[: len(self._ids)].nbytes for n in self._slots.names())
-        # dict entry + str object + list pointer per image, as CPython lays them out
-        per_image_objects = 104 + 8
-        return int(
-            self.content.nbytes()
-            + self.regions.nbytes()
-            + arrays
-            + per_image_objects * len(self._slot_of)
-            + sum(len(i) for i in self._slot_of)
-        )
+        n = self._slot_count
+        arrays = sum(getattr(self._slots, name)[:n].nbytes for name in self._slots.names())
+        tables = sum(table.nbytes() for table in self._tables())
+        return int(tables + arrays + self._names.nbytes())
+
+    def _tables(self) -> tuple[HammingTable, ...]:
+        return self.content, self.regions, self.centre, self.smooth
 
     def get(self, image_id: str) -> IndexedImage | None:
-        slot = self._slot_of.get(image_id)
+        slot = self._names.slot_of(image_id)
         return None if slot is None else self._image(slot)
 
     def _image(self, slot: int) -> IndexedImage:
         s = self._slots
         x, y, w, h = (float(v) for v in s.trim[slot])
         return IndexedImage(
-            image_id=self._ids[slot] or "",
+            image_id=self._names.id_of(slot) or "",
             version=int(s.version[slot]),
             trim=Box(x=x, y=y, w=w, h=h),
             region_boxes=self._window_sets[int(s.windows[slot])],
@@ -227,7 +277,7 @@ class FingerprintIndex:
         region_codes = np.array([hex_to_u64(r.phash) for r in fingerprint.regions], np.uint64)
         raw_kp = Keypoints.raw_from_text(fingerprint.keypoints) if fingerprint.keypoints else b""
         with self._lock:
-            slot = self._slot_of.get(image_id)
+            slot = self._names.slot_of(image_id)
             if slot is not None and self._slots.version[slot] >= version:
                 return False
             if slot is not None:
@@ -263,20 +313,15 @@ class FingerprintIndex:
                 tags.append(UNTRIMMED)
             smooth = average_hashes(thumb) if thumb is not None else None
             if smooth is not None:
-                codes.append(smooth[0])
-                tags.append(SMOOTH)
-            s.content_entry[slot] = self.content.add(
-                np.array(codes, np.uint64),
-                np.full(len(codes), slot, np.int32),
-                np.array(tags, np.int8),
-            )
-            s.content_count[slot] = len(codes)
-            s.region_entry[slot] = self.regions.add(
-                region_codes,
-                np.full(len(region_codes), slot, np.int32),
-                np.arange(len(region_codes), dtype=np.int8),
-            )
-            s.region_count[slot] = len(region_codes)
+                self.smooth.add(smooth[:1], slot, SMOOTH)
+                codes.append(smooth[0])  # counted below; it is in the smooth table
+            self.content.add(np.array(codes[: len(tags)], np.uint64), slot, np.array(tags, np.int8))
+            central = np.array([w in CENTRE_WINDOWS for w in windows], dtype=bool)
+            number = np.arange(len(region_codes), dtype=np.int8)
+            self.regions.add(region_codes[~central], slot, number[~central])
+            self.centre.add(region_codes[central], slot, number[central])
+            s.codes[slot] = len(codes) + len(region_codes)
+            self._entries += len(codes) + len(region_codes)
             return True
 
     def delete(self, image_id: str) -> bool:
@@ -284,11 +329,15 @@ class FingerprintIndex:
             return self._remove_locked(image_id)
 
     def _new_slot(self, image_id: str) -> int:
-        slot = len(self._ids)
-        if slot >= len(self._slots.version):
-            self._slots.grow(max(1024, 2 * len(self._slots.version)))
-        self._ids.append(image_id)
-        self._slot_of[image_id] = slot
+        if self._free_slots:
+            slot = self._free_slots.pop()
+            self._slots.clear(slot)
+        else:
+            slot = self._slot_count
+            if slot >= len(self._slots.version):
+                self._slots.grow(max(1024, 2 * len(self._slots.version)))
+            self._slot_count += 1
+        self._names.bind(image_id, slot)
         return slot
 
     def _window_set(self, windows: tuple[tuple[float, float, float, float], ...]) -> int:
@@ -300,34 +349,40 @@ class FingerprintIndex:
         return known
 
     def _remove_locked(self, image_id: str) -> bool:
-        slot = self._slot_of.pop(image_id, None)
+        slot = self._names.slot_of(image_id)
         if slot is None:
             return False
-        s = self._slots
-        self._ids[slot] = None
-        first = int(s.content_entry[slot])
-        self.content.kill(np.arange(first, first + int(s.content_count[slot])))
-        count = int(s.region_count[slot])
-        if count:
-            first = int(s.region_entry[slot])
-            self.regions.kill(np.arange(first, first + count))
-        for table, entry in ((self.content, s.content_entry), (self.regions, s.region_entry)):
-            if table.dead > max(1024, table.size // 2):
-                remap = table.compact()
-                live = np.array(list(self._slot_of.values()), dtype=np.int64)
-                entry[live] = remap[entry[live]]
+        self._names.unbind(image_id, slot)
+        for table in self._tables():
+            table.kill(slot)
+        self._entries -= int(self._slots.codes[slot])
+        self._dead_slots.append(slot)
+        if len(self._dead_slots) > max(COMPACT_FROM, len(self._names)):
+            self._compact_locked()
         return True
+
+    def _compact_locked(self) -> None:
+        """Drop the codes of dead slots from the tables; the slots become reusable. A search
+        that started before may still name such a slot: it then verifies the image that
+        took the slot over, which is checked against the query like any candidate."""
+        for table in self._tables():
+            table.compact()
+        self._free_slots.extend(self._dead_slots)
+        self._dead_slots = []
 
     # --- snapshot ------------------------------------------------------------------------------
 
     def export(self) -> tuple[dict[str, Array], list[list[list[float]]]]:
         """Arrays of the whole state and the region-window layouts (call with writes paused)."""
-        n = len(self._ids)
+        n = self._slot_count
         arrays = {f"slot_{name}": getattr(self._slots, name)[:n] for name in self._slots.names()}
-        for prefix, table in (("content", self.content), ("regions", self.regions)):
-            for name, array in table.arrays(sorted_too=True).items():
+        for prefix, table in zip(_TABLES, self._tables(), strict=True):
+            for name, array in table.arrays().items():
                 arrays[f"{prefix}_{name}"] = array
-        arrays["ids"] = np.array([i or "" for i in self._ids], dtype=np.str_)
+        for name, array in self._names.arrays(n).items():
+            arrays[f"ids_{name}"] = array
+        arrays["dead_slots"] = np.array(self._dead_slots, dtype=np.int64)
+        arrays["free_slots"] = np.array(self._free_slots, dtype=np.int64)
         windows = [[[b.x, b.y, b.w, b.h] for b in boxes] for boxes in self._window_sets]
         return arrays, windows
 
@@ -341,17 +396,28 @@ class FingerprintIndex:
         index = cls(keypoints)
         for boxes in windows:
             index._window_set(tuple((x, y, w, h) for x, y, w, h in boxes))
-        n = len(arrays["ids"])
+        n = len(arrays["ids_length"])
         index._slots.grow(max(1024, n))
         for name in index._slots.names():
             if f"slot_{name}" in arrays:  # fields added later stay empty for older snapshots
                 getattr(index._slots, name)[:n] = arrays[f"slot_{name}"]
-        index._ids = [i or None for i in arrays["ids"].tolist()]
-        index._slot_of = {i: slot for slot, i in enumerate(index._ids) if i is not None}
-        for prefix in ("content", "regions"):
+        index._names = ImageIds.from_arrays(
+            {k[4:]: v for k, v in arrays.items() if k.startswith("ids_")}
+        )
+        index._slot_count = n
+        index._dead_slots = arrays["dead_slots"].tolist()
+        index._free_slots = arrays["free_slots"].tolist()
+        index._entries = int(index._slots.codes[index._names.live_slots()].sum())
+        for prefix in _TABLES:
             mine = {k[len(prefix) + 1 :]: v for k, v in arrays.items() if k.startswith(prefix)}
+            if "codes" not in mine:
+                continue  # a table the writer did not have: empty
+            old: HammingTable = getattr(index, prefix)
             table = HammingTable.from_arrays(
-                mine["codes"], mine["owner"], mine["tag"], sorted_arrays=mine
+                mine,
+                delta_limit=old.delta_limit,
+                prefix_bytes_per_entry=old.prefix_bytes_per_entry,
+                widths=tuple(old.widths),
             )
             setattr(index, prefix, table)
         return index
@@ -369,29 +435,32 @@ class FingerprintIndex:
         """Add many images with the same region windows at once: region_codes is (n, R)."""
         n, r = region_codes.shape
         with self._lock:
-            first = len(self._ids)
+            first = self._slot_count
             need = first + n
             if need > len(self._slots.version):
                 self._slots.grow(max(1024, need, 2 * len(self._slots.version)))
             slots = np.arange(first, need, dtype=np.int32)
-            self._ids.extend(image_ids)
-            self._slot_of.update(zip(image_ids, range(first, need), strict=True))
+            self._names.bind_many(image_ids, slots)
+            self._slot_count = need
             s = self._slots
             s.version[first:need] = versions
             s.trim[first:need] = (0.0, 0.0, 1.0, 1.0)
             s.aspect[first:need] = 0.0  # not known: proportions are not checked
             key = tuple((b.x, b.y, b.w, b.h) for b in windows)
             s.windows[first:need] = self._window_set(key)
-            start = self.content.add(content_codes, slots, np.full(n, -1, np.int8))
-            s.content_entry[first:need] = start + np.arange(n)
-            s.content_count[first:need] = 1
-            start = self.regions.add(
-                region_codes.ravel(), np.repeat(slots, r), np.tile(np.arange(r, dtype=np.int8), n)
-            )
-            s.region_entry[first:need] = start + np.arange(n) * r
-            s.region_count[first:need] = r
-            self.content.merge()
-            self.regions.merge()
+            s.codes[first:need] = 1 + r
+            self._entries += n * (1 + r)
+            self.content.add(content_codes, slots, CONTENT)
+            central = np.array([k in CENTRE_WINDOWS for k in key], dtype=bool)
+            number = np.arange(r, dtype=np.int8)
+            for table, these in ((self.regions, ~central), (self.centre, central)):
+                table.add(
+                    region_codes[:, these].ravel(),
+                    np.repeat(slots, int(these.sum())),
+                    np.tile(number[these], n),
+                )
+            for table in self._tables():
+                table.merge()
 
     # --- search ------------------------------------------------------------------------------
 
@@ -403,10 +472,11 @@ class FingerprintIndex:
         trace: SearchTrace | None = None,
     ) -> list[MatcherMatch]:
         trace = trace if trace is not None else SearchTrace()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         looks = QueryAppearance.of(query)
         shortlist = self._hash_stage(query, looks, trace)
         trace.hash_seconds = time.perf_counter() - started
+        trace.hash_cpu_seconds = time.thread_time() - cpu
         started = time.perf_counter()
         query_kp = Keypoints.from_text(query.keypoints) if query.keypoints else None
         query256 = [
@@ -415,7 +485,7 @@ class FingerprintIndex:
         ]
         matches = []
         for slot, distance, transform, region, q_region in shortlist:
-            image_id = self._ids[slot] if slot < len(self._ids) else None
+            image_id = self._names.id_of(slot)
             if image_id is None:
                 continue  # deleted while we searched
             match = self._verify(
@@ -437,15 +507,6 @@ class FingerprintIndex:
         matches.sort(key=lambda m: (-m.score, m.image_id))
         return matches[:limit]
 
-    def _content_hits(
-        self, codes: Array, radius: int, smooth: bool = False
-    ) -> tuple[Array, Array, Array]:
-        """content.search keeping only the entries of one kind: pHashes, or average hashes
-        when `smooth` (the two kinds share the table but mean nothing to each other)."""
-        qi, e, d = self.content.search(codes, radius)
-        keep = (self.content.tags(e) == SMOOTH) == smooth
-        return qi[keep], e[keep], d[keep]
-
     def _hash_stage(
         self, query: Fingerprint, looks: QueryAppearance | None, trace: SearchTrace
     ) -> list[tuple[int, int, int, int, int]]:
@@ -456,79 +517,59 @@ class FingerprintIndex:
         )
         probes = np.array([hex_to_u64(h) for h in query.phash_probes or []], dtype=np.uint64)
         q_regions = np.array([hex_to_u64(r.phash) for r in query.regions], dtype=np.uint64)
-        parts: list[tuple[Array, Array, Array, Array, Array]] = []
-        # query content in 8 orientations vs catalogue content
-        # (the identity codes, trimmed and untrimmed, at the wider radius; the turned and
-        # mirrored ones at the narrower: each radius step multiplies the probes)
-        identity = np.arange(len(dihedral)) % 8 == 0
-        qi_id, e_id, d_id = self._content_hits(dihedral[identity], CONTENT_RADIUS)
-        qi_t, e_t, d_t = self._content_hits(dihedral[~identity], TURN_RADIUS)
-        qi = np.concatenate([np.nonzero(identity)[0][qi_id], np.nonzero(~identity)[0][qi_t]])
-        e, d = np.concatenate([e_id, e_t]), np.concatenate([d_id, d_t])
-        parts.append(
-            (
-                self.content.owners(e),
-                d,
-                qi % 8,
-                self.content.tags(e).astype(np.int64),
-                np.where(qi < 8, CONTENT, UNTRIMMED),
-            )
+        smooth = looks.average_hashes if looks is not None else np.zeros(0, np.uint64)
+        # Every lookup in the content table is made in one search, each code at its own
+        # radius; per query code: (radius, transform, query region, distance added, order)
+        lookups = _Lookups()
+        # query content in 8 orientations vs catalogue content (the identity codes, trimmed
+        # and untrimmed, at the wider radius; the turned and mirrored ones at the narrower:
+        # each radius step multiplies the probes)
+        k = np.arange(len(dihedral))
+        lookups.add(
+            dihedral,
+            np.where(k % 8 == 0, CONTENT_RADIUS, TURN_RADIUS),
+            transform=k % 8,
+            q_region=np.where(k < 8, CONTENT, UNTRIMMED),
         )
         # the identity pHash with its least certain bits flipped vs catalogue content
-        if len(probes):
-            qi, e, d = self._content_hits(probes, PROBE_RADIUS)
-            parts.append(
-                (
-                    self.content.owners(e),
-                    d + 1,  # a probe is one step further than it looks
-                    np.zeros(len(e), np.int64),
-                    self.content.tags(e).astype(np.int64),
-                    np.full(len(e), CONTENT),
-                )
-            )
-        # the query thumbnail's average hash in 8 orientations vs catalogue average hashes
-        # (smooth pictures, whose pHash bits are noise)
-        if looks is not None:
-            qi, e, d = self._content_hits(looks.average_hashes, SMOOTH_RADIUS, smooth=True)
-            parts.append(
-                (self.content.owners(e), d, qi, np.full(len(e), SMOOTH), np.full(len(e), CONTENT))
-            )
-        # query content vs catalogue regions (the query is a crop)
-        qi, e, d = self.regions.search(dihedral[:1], CROP_RADIUS)
-        parts.append(
-            (
-                self.regions.owners(e),
-                d,
-                qi,
-                self.regions.tags(e).astype(np.int64),
-                np.full(len(e), CONTENT),
-            )
+        # (a probe is one step further than it looks)
+        lookups.add(probes, PROBE_RADIUS, transform=0, q_region=CONTENT, extra=1)
+        # query regions vs catalogue content (the query shows the artwork with more around it);
+        # on equal rank an image's pair from a lookup above (or the crop lookups) wins
+        lookups.add(
+            q_regions, REGION_RADIUS, transform=0, q_region=np.arange(len(q_regions)), late=True
         )
-        # the query's central windows vs the same windows of catalogue images: a slightly
-        # turned, tilted or watermarked copy keeps its middle when its edges change
+        codes, radii, transform, q_region, extra, order = lookups.arrays()
+        qi, owner, tag, d = self.content.search(codes, radii)
+        parts: list[tuple[Array, Array, Array, Array, Array, Array]] = [
+            (owner, d + extra[qi], transform[qi], tag.astype(np.int64), q_region[qi], order[qi])
+        ]
+        # the query thumbnail's average hash in 8 orientations vs catalogue average hashes
+        # (smooth pictures, whose pHash bits are noise); on equal rank after the above
+        qi, owner, tag, d = self.smooth.search(smooth, SMOOTH_RADIUS)
+        zeros = np.zeros(len(d), np.int64)
+        parts.append((owner, d, qi, tag.astype(np.int64), zeros + CONTENT, _LATE // 4 + qi))
+        # query content vs catalogue regions (the query is a crop), in both region tables
+        qi, owner, tag, d = self.regions.search(dihedral[:1], CROP_RADIUS)
+        tags, zeros = tag.astype(np.int64), np.zeros(len(d), np.int64)
+        parts.append((owner, d, zeros, tags, zeros + CONTENT, zeros + _LATE // 2))
+        # and the query's central windows vs the same windows of catalogue images (a slightly
+        # turned, tilted or watermarked copy keeps its middle when its edges change)
         centre = [
             k
             for k, r in enumerate(query.regions)
             if (r.box.x, r.box.y, r.box.w, r.box.h) in CENTRE_WINDOWS
         ]
-        if centre:
-            qi, e, d = self.regions.search(q_regions[centre], REGION_RADIUS)
-            tags = self.regions.tags(e).astype(np.int64)
-            paired = tags == np.array(centre, dtype=np.int64)[qi]
-            qi, e, d, tags = qi[paired], e[paired], d[paired], tags[paired]
-            parts.append((self.regions.owners(e), d, np.zeros(len(e), np.int64), tags, tags))
-        # query regions vs catalogue content (the query shows the artwork with more around it)
-        if len(q_regions):
-            qi, e, d = self._content_hits(q_regions, REGION_RADIUS)
-            parts.append(
-                (
-                    self.content.owners(e),
-                    d,
-                    np.zeros(len(e), np.int64),
-                    self.content.tags(e).astype(np.int64),
-                    qi,
-                )
-            )
+        wanted = np.concatenate([dihedral[:1], q_regions[centre]])
+        radius = np.array([CROP_RADIUS] + [REGION_RADIUS] * len(centre), dtype=np.int64)
+        qi, owner, tag, d = self.centre.search(wanted, radius)
+        window = np.array([-1, *centre], dtype=np.int64)[qi]  # -1: the crop lookup
+        tags = tag.astype(np.int64)
+        keep = (window < 0) | (tags == window)
+        qi, owner, tags, d = qi[keep], owner[keep], tags[keep], d[keep]
+        crop = window[keep] < 0
+        zeros = np.zeros(len(d), np.int64)
+        parts.append((owner, d, zeros, tags, np.where(crop, CONTENT, tags), _LATE // 2 + qi))
         slot = np.concatenate([p[0] for p in parts]).astype(np.int64)
         trace.hash_pairs = len(slot)
         if len(slot) == 0:
@@ -537,9 +578,10 @@ class FingerprintIndex:
         transform = np.concatenate([p[2] for p in parts])
         region = np.concatenate([p[3] for p in parts])
         q_region = np.concatenate([p[4] for p in parts])
+        lookup = np.concatenate([p[5] for p in parts])
         # Region pairs rank half a bit behind so a whole-image pair wins ties.
         rank = dist + 0.5 * ((region >= 0) | (q_region >= 0))
-        order = np.lexsort((rank, slot))
+        order = np.lexsort((lookup, rank, slot))
         first = np.r_[True, slot[order][1:] != slot[order][:-1]]
         best = order[first]
         best = best[np.argsort(rank[best], kind="stable")][:SHORTLIST]
@@ -636,3 +678,45 @@ class FingerprintIndex:
 
 
 _WHOLE = Box(x=0, y=0, w=1, h=1)
+
+
+_TABLES = ("content", "regions", "centre", "smooth")  # snapshot array prefixes
+_LATE = 1 << 20  # lookup order of the query-region lookups (crop lookups come before)
+
+
+class _Lookups:
+    """Query codes for one table search, with what each means for the pairs it finds and
+    an order that settles ties between an image's pairs."""
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[Array, ...]] = []
+        self._count = 0
+
+    def add(
+        self,
+        codes: Array,
+        radius: int | Array,
+        transform: int | Array,
+        q_region: int | Array,
+        extra: int = 0,
+        late: bool = False,
+    ) -> None:
+        n = len(codes)
+        order = np.arange(self._count, self._count + n) + (_LATE if late else 0)
+        self._count += n
+        self._parts.append(
+            (
+                np.asarray(codes, dtype=np.uint64),
+                np.broadcast_to(np.asarray(radius, dtype=np.int64), (n,)),
+                np.broadcast_to(np.asarray(transform, dtype=np.int64), (n,)),
+                np.broadcast_to(np.asarray(q_region, dtype=np.int64), (n,)),
+                np.full(n, extra, dtype=np.int64),
+                order,
+            )
+        )
+
+    def arrays(self) -> tuple[Array, Array, Array, Array, Array, Array]:
+        codes, radii, transform, q_region, extra, order = (
+            np.concatenate([p[i] for p in self._parts]) for i in range(6)
+        )
+        return codes, radii, transform, q_region, extra, order

@@ -6,8 +6,9 @@
           --keep consuming: new and deleted images show up within a poll;
             a snapshot every snapshot_interval_seconds while records arrive, and on shutdown
 
-The replay loop is the index's only writer; a snapshot is written from that loop (in a
-thread), so writes pause while it is taken and searches go on.
+The replay loop is the index's only writer; it applies each batch of records and writes a
+snapshot in a thread, one at a time, so writes pause while a snapshot is taken and searches
+go on. While the backlog is replayed the index merges its tables rarely (catching_up).
 """
 
 from __future__ import annotations
@@ -62,12 +63,15 @@ class FingerprintReplay:
             await self._load_snapshot(consumer, tps)
             targets = await consumer.end_offsets(tps)
             self.not_ready_reason = "INDEX-CATCHING-UP"
+            self.index.catching_up(True)
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=5000)
-                for records in batch.values():
-                    for record in records:
-                        self._apply(record)
+                if batch:
+                    # In a thread: a table merge takes a while at millions of images, and the
+                    # event loop keeps answering searches meanwhile.
+                    await asyncio.to_thread(self._apply_all, batch)
                 if self.not_ready_reason is not None and await self._caught_up(consumer, targets):
+                    await asyncio.to_thread(self.index.catching_up, False)
                     self.not_ready_reason = None
                     metrics.READY.set(1)
                     log.info(
@@ -153,6 +157,11 @@ class FingerprintReplay:
         )
         self._dirty = False
         self._last_snapshot = time.monotonic()
+
+    def _apply_all(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        for records in batch.values():
+            for record in records:
+                self._apply(record)
 
     def _apply(self, record: ConsumerRecord) -> None:
         self.next_offsets[record.partition] = record.offset + 1

@@ -28,7 +28,7 @@ from .verify import KeypointStore
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_SCHEMA = 1
+SNAPSHOT_SCHEMA = 2  # 2: HammingTable layouts (codes sorted, packed words, prefix tables)
 MANIFEST = "manifest.json"
 KEYPOINTS = "keypoints.bin"
 
