@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import multiprocessing
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 
 from .contracts import Fingerprint
@@ -22,11 +24,24 @@ def _warm() -> int:
     return os.getpid()
 
 
+def die_with_parent() -> None:
+    """Have the kernel kill this process when its parent dies: a service killed outright
+    (SIGKILL, OOM) cannot shut its pool down, which would leave it orphaned."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass  # not Linux
+
+
 def make_pool(workers: int | None = None) -> ProcessPoolExecutor:
     # forkserver: forking a process that runs aiokafka's and asyncio's threads is unsafe.
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["lookalike_shared.fingerprint"])
-    return ProcessPoolExecutor(max_workers=workers or default_workers(), mp_context=context)
+    context.set_forkserver_preload(
+        ["lookalike_shared.forkserver_init", "lookalike_shared.fingerprint"]
+    )
+    return ProcessPoolExecutor(
+        max_workers=workers or default_workers(), mp_context=context, initializer=die_with_parent
+    )
 
 
 async def warm_pool(pool: ProcessPoolExecutor, workers: int) -> None:
