@@ -221,7 +221,9 @@ def dihedral_variants(square: Array) -> list[Array]:
     """The 8 flips and quarter turns, in contracts.DIHEDRAL_TRANSFORMS order.
 
     Resizing to a square commutes with these, so transforming the 32x32 thumbnail gives the
-    same pixels as thumbnailing the transformed image."""
+    same pixels as thumbnailing the transformed image. A trailing channel axis (a grid of
+    colours) rides along."""
+    swap = (1, 0, *range(2, square.ndim))
     return [
         square,
         np.rot90(square, 1),
@@ -229,8 +231,8 @@ def dihedral_variants(square: Array) -> list[Array]:
         np.rot90(square, 3),
         np.fliplr(square),
         np.flipud(square),
-        square.T,
-        np.rot90(square, 2).T,
+        square.transpose(swap),
+        np.rot90(square, 2).transpose(swap),
     ]
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lookalike_shared.contracts import Fingerprint
+from lookalike_shared.fingerprint import dihedral_variants
 
 Array = np.ndarray
 
@@ -44,22 +45,6 @@ _QUARTER_TURNS = {1, 3, 6, 7}  # orientations (DIHEDRAL_TRANSFORMS) that swap wi
 COLOUR_LOST_CAP = 60.0  # structure alone, colour lost: a look-alike, never a duplicate
 COLOUR_FLOOR = 0.6  # colour cosine at which the colour factor reaches 0 ...
 COLOUR_FULL = 0.9  # ... and where it reaches 1
-
-
-def _dihedral(square: Array) -> list[Array]:
-    # contracts.DIHEDRAL_TRANSFORMS order, as fingerprint.dihedral_variants; works on grids
-    # with a trailing channel axis too.
-    swap = (1, 0, *range(2, square.ndim))
-    return [
-        square,
-        np.rot90(square, 1),
-        np.rot90(square, 2),
-        np.rot90(square, 3),
-        np.fliplr(square),
-        np.flipud(square),
-        square.transpose(swap),
-        np.rot90(square, 2).transpose(swap),
-    ]
 
 
 def thumb_pixels(fingerprint: Fingerprint) -> Array | None:
@@ -88,7 +73,7 @@ def average_hashes(pixels: Array) -> Array | None:
     if _normalised(pixels) is None:
         return None
     cells = pixels.reshape(8, 2, 8, 2).astype(np.float32).mean(axis=(1, 3))
-    codes = [np.packbits(v.ravel() > cells.mean()).view(">u8")[0] for v in _dihedral(cells)]
+    codes = [np.packbits(v.ravel() > cells.mean()).view(">u8")[0] for v in dihedral_variants(cells)]
     return np.array(codes, dtype=np.uint64)
 
 
@@ -113,14 +98,14 @@ class QueryAppearance:
         if pixels is None:
             return None
         square = pixels.reshape(THUMB_SIDE, THUMB_SIDE)
-        thumbs = [_normalised(v) for v in _dihedral(square)]
+        thumbs = [_normalised(v) for v in dihedral_variants(square)]
         if thumbs[0] is None:
             return None
         grid = chroma_grid(query)
         chroma = None
         if grid is not None:
             cells = grid.astype(np.float32).reshape(4, 4, 2)
-            turned = np.stack([v.ravel() for v in _dihedral(cells)])
+            turned = np.stack([v.ravel() for v in dihedral_variants(cells)])
             chroma = turned / np.linalg.norm(turned, axis=1, keepdims=True)
         codes = average_hashes(pixels)
         assert codes is not None  # the thumbnail has contrast: checked above
