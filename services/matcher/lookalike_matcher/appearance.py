@@ -67,13 +67,15 @@ def chroma_grid(fingerprint: Fingerprint) -> Array | None:
     return np.clip(np.round(ab * 127), -127, 127).astype(np.int8)
 
 
-def average_hashes(pixels: Array) -> Array | None:
-    """The average hash of the thumbnail in the 8 flips and turns (uint64, identity first),
-    or None for a thumbnail too flat for its bits to mean anything."""
+def average_hashes(pixels: Array, orientations: int = 8) -> Array | None:
+    """The average hash of the thumbnail in the first `orientations` of the 8 flips and
+    turns (uint64, identity first; a catalogue image needs only that one), or None for a
+    thumbnail too flat for its bits to mean anything."""
     if _normalised(pixels) is None:
         return None
     cells = pixels.reshape(8, 2, 8, 2).astype(np.float32).mean(axis=(1, 3))
-    codes = [np.packbits(v.ravel() > cells.mean()).view(">u8")[0] for v in dihedral_variants(cells)]
+    turned = dihedral_variants(cells)[:orientations]
+    codes = [np.packbits(v.ravel() > cells.mean()).view(">u8")[0] for v in turned]
     return np.array(codes, dtype=np.uint64)
 
 

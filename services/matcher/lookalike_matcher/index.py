@@ -312,7 +312,7 @@ class FingerprintIndex:
             if fingerprint.untrimmed_phash_dihedral:
                 codes.append(hex_to_u64(fingerprint.untrimmed_phash_dihedral[0]))
                 tags.append(UNTRIMMED)
-            smooth = average_hashes(thumb) if thumb is not None else None
+            smooth = average_hashes(thumb, orientations=1) if thumb is not None else None
             if smooth is not None:
                 self.smooth.add(smooth[:1], slot, SMOOTH)
                 codes.append(smooth[0])  # counted below; it is in the smooth table
