@@ -480,6 +480,7 @@ class FingerprintIndex:
         trace.hash_cpu_seconds = time.thread_time() - cpu
         started = time.perf_counter()
         query_kp = Keypoints.from_text(query.keypoints) if query.keypoints else None
+        query_aspects = content_aspects(query)
         query256 = [
             _hex_to_bytes(h)
             for h in (query.hash256_dihedral or []) + (query.untrimmed_hash256_dihedral or [])
@@ -495,6 +496,7 @@ class FingerprintIndex:
                 query,
                 query_kp,
                 looks,
+                query_aspects,
                 query256,
                 distance,
                 transform,
@@ -598,6 +600,7 @@ class FingerprintIndex:
         query: Fingerprint,
         query_kp: Keypoints | None,
         looks: QueryAppearance | None,
+        query_aspects: tuple[float, float],
         query256: list[bytes],
         distance: int,
         transform: int,
@@ -619,7 +622,6 @@ class FingerprintIndex:
         if s.has_untrimmed256[slot]:
             targets.append((s.untrimmed256[slot].tobytes(), True))
         # Whole-picture evidence must agree on proportions and (when both have some) colour.
-        query_aspects = content_aspects(query)
         colour = 1.0
         if looks is not None:
             structure, colour, turn = looks.compare(
