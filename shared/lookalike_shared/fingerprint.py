@@ -35,6 +35,8 @@ FINGERPRINT_SIDE = 256  # decode at least this long a side (JPEG draft mode pick
 WORKING_SIDE = 256  # ...and compute everything from a copy this size: every hash and ORB
 BORDER_TOLERANCE = 18  # grey levels a border row may differ from the border colour
 MAX_TRIM_SHARE = 0.35  # never cut more than this from one side: it is content, not frame
+MAX_NESTED_BORDERS = 3  # frame, mat, the picture's own margin
+MATLIKE_EVENNESS = 0.5  # a mat's narrowest side is at least this share of its widest
 # Regions hashed per catalogue image, as (x, y, w, h) of the trimmed content: overlapping
 # windows at three scales, so a query that is a crop of the artwork meets a similar window.
 # A window is pHashed whole, so a crop meets one well when its offset from the window is
@@ -297,7 +299,26 @@ def unpack_keypoint_bytes(raw: bytes) -> tuple[int, int, Array, Array]:
 
 
 def find_content_box(rgb: Array) -> tuple[int, int, int, int]:
-    """(left, top, right, bottom) inside uniform borders such as mats and plain frames.
+    """(left, top, right, bottom) inside uniform borders such as mats and plain frames,
+    however many are nested: a moulding around a mat around a painting's own plain margin.
+    Each pass sees only what the last one left, because a column of the inner border runs
+    into the outer border at both ends and so is not one colour along its whole length."""
+    left, top, right, bottom = 0, 0, rgb.shape[1], rgb.shape[0]
+    for _ in range(MAX_NESTED_BORDERS):
+        h, w = bottom - top, right - left
+        l, t, r, b = _one_border(rgb[top:bottom, left:right])
+        left, top, right, bottom = left + l, top + t, left + r, top + b
+        # Look inside only what looks like a mat or a frame: cut from all four sides, about
+        # evenly. An uneven cut is plain picture (a dark sky, a studio backdrop): further
+        # passes would eat into it a little more each time.
+        cuts = np.array([l / w, t / h, (w - r) / w, (h - b) / h])
+        if cuts.min() < MATLIKE_EVENNESS * cuts.max() or cuts.max() == 0:
+            break
+    return (left, top, right, bottom)
+
+
+def _one_border(rgb: Array) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) inside the outermost uniform border.
 
     A side is cut while its outermost row or column stays close to that side's colour; a
     run reaching MAX_TRIM_SHARE of the dimension is left, so a dark sky is not cut as a mat."""

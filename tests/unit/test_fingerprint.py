@@ -69,6 +69,30 @@ def test_uniform_border_is_trimmed_before_hashing(sample_catalogue: tuple[Path, 
     assert result.trim.x == pytest.approx(80 / framed.width, abs=0.02)
 
 
+def test_nested_borders_are_trimmed_to_the_same_content_as_the_unframed_picture() -> None:
+    # A colour-field painting with its own plain margin, then a mat, then a dark moulding:
+    # each column of an inner border runs into the outer ones, so one pass stops early.
+    painting = np.full((300, 400, 3), (200, 190, 170), dtype=np.uint8)
+    painting[24:276, 40:360] = (40, 90, 160)
+    painting[150:276, 40:360] = (170, 60, 40)
+    framed = np.full((420, 520, 3), (70, 45, 25), dtype=np.uint8)  # moulding
+    framed[25:395, 25:495] = (245, 243, 235)  # mat
+    framed[60:360, 60:460] = painting
+    left, top, right, bottom = find_content_box(painting)
+    assert (left, top, right, bottom) == (40, 24, 360, 276)
+    assert find_content_box(framed) == (60 + left, 60 + top, 60 + right, 60 + bottom)
+
+
+def test_plain_part_of_a_picture_is_not_trimmed_pass_after_pass() -> None:
+    # A night sky darkening towards one side is picture, not a mat: it is cut in one pass
+    # at most, not a band more in each.
+    photo = np.full((300, 400, 3), 12, dtype=np.uint8)
+    photo[:, 100:] = 40
+    photo[::2, 100:] = 60  # a band of faint streaks: one colour across, not along
+    photo[:, 160:] = np.random.default_rng(4).integers(0, 255, (300, 240, 3))
+    assert find_content_box(photo) == (100, 0, 400, 300)
+
+
 def test_plain_image_is_not_trimmed_away() -> None:
     flat = np.full((100, 120, 3), 128, dtype=np.uint8)
     assert find_content_box(flat) == (0, 0, 120, 100)
