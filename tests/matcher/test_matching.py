@@ -136,9 +136,17 @@ def test_gradient_is_told_from_one_of_the_same_shape_in_other_colours() -> None:
     index.upsert("sea", 1, png_fingerprint(sea))
     found = {m.image_id: m.match for m in index.search(png_fingerprint(dusk.resize((240, 160))))}
     assert found == {"dusk": "duplicate", "sea": "similar"}
-    # A greyscale copy has lost what tells them apart: both look like it, neither is claimed.
+    # A greyscale copy has lost their colours but kept its original's grey levels, which
+    # the other ramp does not share: it is dusk's, and sea only looks like it.
     grey = png_fingerprint(dusk.convert("L").convert("RGB"))
     assert {m.image_id: m.match for m in index.search(grey)} == {
+        "dusk": "duplicate",
+        "sea": "similar",
+    }
+    # Brightened, the grey copy keeps the ramp's shape but not its grey levels: colour and
+    # grey levels both lost, neither ramp is claimed.
+    pale = png_fingerprint(dusk.convert("L").point(lambda v: min(255, v + 40)).convert("RGB"))
+    assert {m.image_id: m.match for m in index.search(pale)} == {
         "dusk": "similar",
         "sea": "similar",
     }

@@ -42,7 +42,13 @@ COLOURLESS_STRUCTURE_FLOOR = 0.98
 ASPECT_SAME = 1.1  # proportions this close count as the same picture's ...
 ASPECT_DIFFERENT = 1.3  # ... and this far apart as another picture's
 _QUARTER_TURNS = {1, 3, 6, 7}  # orientations (DIHEDRAL_TRANSFORMS) that swap width and height
-COLOUR_LOST_CAP = 60.0  # structure alone, colour lost: a look-alike, never a duplicate
+COLOUR_LOST_CAP = 60.0  # structure alone, colour lost: a look-alike, never a duplicate ...
+# ... unless the copy kept the original's grey levels too, as a greyscale copy does (its luma
+# is the original's): mean absolute thumbnail difference, in grey levels, at which the cap
+# is fully lifted and from which it holds. In bench/robustness.py 99% of greyscale copies
+# were within 3 levels of their original and every other picture 15 or more away.
+SAME_LUMA = 4.0
+OTHER_LUMA = 10.0
 COLOUR_FLOOR = 0.6  # colour cosine at which the colour factor reaches 0 ...
 COLOUR_FULL = 0.9  # ... and where it reaches 1
 
@@ -91,6 +97,7 @@ def _normalised(pixels: Array) -> Array | None:
 @dataclass(frozen=True)
 class QueryAppearance:
     thumbs: Array  # (8, 256): the query's normalised thumbnail in each orientation
+    grey: Array  # (8, 256) float32: its grey levels in each orientation
     chroma: Array | None  # (8, 32): its a*/b* grid in each orientation, unit length
     average_hashes: Array  # (8,) uint64: its average hash in each orientation
 
@@ -99,8 +106,8 @@ class QueryAppearance:
         pixels = thumb_pixels(query)
         if pixels is None:
             return None
-        square = pixels.reshape(THUMB_SIDE, THUMB_SIDE)
-        thumbs = [_normalised(v) for v in dihedral_variants(square)]
+        turned = dihedral_variants(pixels.reshape(THUMB_SIDE, THUMB_SIDE).astype(np.float32))
+        thumbs = [_normalised(v) for v in turned]
         if thumbs[0] is None:
             return None
         grid = chroma_grid(query)
@@ -111,7 +118,12 @@ class QueryAppearance:
             chroma = turned / np.linalg.norm(turned, axis=1, keepdims=True)
         codes = average_hashes(pixels)
         assert codes is not None  # the thumbnail has contrast: checked above
-        return cls(np.stack([t.ravel() for t in thumbs if t is not None]), chroma, codes)
+        return cls(
+            np.stack([t.ravel() for t in thumbs if t is not None]),
+            np.stack([v.ravel() for v in turned]),
+            chroma,
+            codes,
+        )
 
     def compare(self, thumb: Array | None, chroma: Array | None) -> tuple[float, float, int]:
         """(structure score 0-100, colour factor 0-1, orientation) against one catalogue
@@ -125,8 +137,13 @@ class QueryAppearance:
         floor, colour = COLOURLESS_STRUCTURE_FLOOR, 1.0
         if self.chroma is None and chroma is not None:
             # A colourless copy of a colourful picture: its structure may match several
-            # catalogue pictures that differ only in colour (two ramps at one angle).
-            return min(COLOUR_LOST_CAP, 100.0 * _ramp(r, floor, 1.0)), 1.0, orientation
+            # catalogue pictures that differ only in colour (two ramps at one angle), but
+            # seldom their grey levels too.
+            luma_apart = float(np.abs(self.grey[orientation] - thumb).mean())
+            cap = COLOUR_LOST_CAP + (100.0 - COLOUR_LOST_CAP) * _ramp(
+                -luma_apart, -OTHER_LUMA, -SAME_LUMA
+            )
+            return min(cap, 100.0 * _ramp(r, floor, 1.0)), 1.0, orientation
         if self.chroma is not None and chroma is not None:
             target_ab = chroma.astype(np.float32)
             cosine = float(self.chroma[orientation] @ target_ab) / float(np.linalg.norm(target_ab))
