@@ -205,3 +205,16 @@ def test_snapshot_restores_an_index_that_answers_the_same(
     assert loaded.index.get("img-00002") is None
     assert loaded.index.search(query) == index.search(query)
     assert loaded.index.search(query)[0].image_id == "img-00026"
+
+
+def test_slightly_turned_gradient_is_found_despite_its_dark_corners() -> None:
+    # Turning a print by 4 degrees leaves four dark corners; in a low-contrast picture they
+    # outweigh the rest of the thumbnail, so the inner part is what is compared.
+    dusk = gradient((250, 120, 40), (40, 20, 90))
+    index = FingerprintIndex()
+    index.upsert("dusk", 1, png_fingerprint(dusk))
+    index.upsert("sea", 1, png_fingerprint(gradient((110, 220, 200), (10, 60, 40))))
+    turned = png_fingerprint(dusk.rotate(4, resample=Image.Resampling.BILINEAR))
+    found = {m.image_id: m.match for m in index.search(turned)}
+    assert found.get("dusk") == "duplicate"
+    assert found.get("sea") != "duplicate"

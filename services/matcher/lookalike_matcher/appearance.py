@@ -6,6 +6,8 @@ things still tell them apart cheaply:
 
 - structure: the correlation of the 16x16 greyscale thumbnails (mean and contrast removed,
   so a gamma or exposure change barely moves it), taken over the query's 8 flips and turns;
+  or of their inner 14x14 if that is closer: a slightly turned or tilted copy has corners of
+  background, which in a low-contrast picture outweigh all the rest;
 - colour: the cosine of the CIELAB a*/b* 4x4 grids (Fingerprint.layout) in that same
   orientation, and, when both pictures change colour across the canvas, the correlation of
   those changes (each grid less its mean: a colour cast or a saturation change leaves it
@@ -106,6 +108,12 @@ def _colour_changes(ab: Array) -> Array | None:
     return out if float(length.min()) >= MIN_COLOUR_CHANGE else None
 
 
+def _inner(thumb: Array) -> Array:
+    """The thumbnail without its outermost ring of pixels, flattened."""
+    out: Array = thumb.reshape(THUMB_SIDE, THUMB_SIDE)[1:-1, 1:-1].ravel()
+    return out
+
+
 def _normalised(pixels: Array) -> Array | None:
     centred = pixels.astype(np.float32) - pixels.mean()
     norm = float(np.linalg.norm(centred))
@@ -118,6 +126,7 @@ def _normalised(pixels: Array) -> Array | None:
 @dataclass(frozen=True)
 class QueryAppearance:
     thumbs: Array  # (8, 256): the query's normalised thumbnail in each orientation
+    inner: Array | None  # (8, 196): its inner 14x14 normalised, None if that is flat
     grey: Array  # (8, 256) float32: its grey levels in each orientation
     chroma: Array | None  # (8, 32): its a*/b* grid in each orientation, unit length
     changes: Array | None  # (8, 32): that grid less its mean, unit length; None if one colour
@@ -132,6 +141,7 @@ class QueryAppearance:
         thumbs = [_normalised(v) for v in turned]
         if thumbs[0] is None:
             return None
+        inner = [_normalised(_inner(v)) for v in turned]
         grid = chroma_grid(query)
         chroma = changes = None
         if grid is not None:
@@ -143,6 +153,7 @@ class QueryAppearance:
         assert codes is not None  # the thumbnail has contrast: checked above
         return cls(
             np.stack([t.ravel() for t in thumbs if t is not None]),
+            np.stack([i for i in inner if i is not None]) if inner[0] is not None else None,
             np.stack([v.ravel() for v in turned]),
             chroma,
             changes,
@@ -152,12 +163,14 @@ class QueryAppearance:
     def compare(self, thumb: Array | None, chroma: Array | None) -> tuple[float, float, int]:
         """(structure score 0-100, colour factor 0-1, orientation) against one catalogue
         image's thumbnail and a*/b* grid."""
-        target = _normalised(thumb) if thumb is not None else None
-        if target is None:
+        if thumb is None or (target := _normalised(thumb)) is None:
             return 0.0, 1.0, 0
         correlations = self.thumbs @ target
         orientation = int(np.argmax(correlations))
         r = float(correlations[orientation])
+        inner = _normalised(_inner(thumb)) if self.inner is not None else None
+        if inner is not None and self.inner is not None:
+            r = max(r, float(self.inner[orientation] @ inner))
         floor, colour, structure_colour = COLOURLESS_STRUCTURE_FLOOR, 1.0, 1.0
         if self.chroma is None and chroma is not None:
             # A colourless copy of a colourful picture: its structure may match several
