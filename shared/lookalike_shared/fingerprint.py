@@ -306,12 +306,19 @@ def find_content_box(rgb: Array) -> tuple[int, int, int, int]:
     left, top, right, bottom = 0, 0, rgb.shape[1], rgb.shape[0]
     for _ in range(MAX_NESTED_BORDERS):
         h, w = bottom - top, right - left
-        l, t, r, b = _one_border(rgb[top:bottom, left:right])
-        left, top, right, bottom = left + l, top + t, left + r, top + b
+        inner_left, inner_top, inner_right, inner_bottom = _one_border(rgb[top:bottom, left:right])
+        left, top, right, bottom = (
+            left + inner_left,
+            top + inner_top,
+            left + inner_right,
+            top + inner_bottom,
+        )
         # Look inside only what looks like a mat or a frame: cut from all four sides, about
         # evenly. An uneven cut is plain picture (a dark sky, a studio backdrop): further
         # passes would eat into it a little more each time.
-        cuts = np.array([l / w, t / h, (w - r) / w, (h - b) / h])
+        cuts = np.array(
+            [inner_left / w, inner_top / h, (w - inner_right) / w, (h - inner_bottom) / h]
+        )
         if cuts.min() < MATLIKE_EVENNESS * cuts.max() or cuts.max() == 0:
             break
     return (left, top, right, bottom)
