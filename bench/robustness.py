@@ -288,7 +288,7 @@ class Hashes:
     pdq: list[np.ndarray]
 
 
-def hash_all(data: bytes) -> Hashes:
+def hash_all(data: bytes, query: bool = False) -> Hashes:
     import imagehash
     import pdqhash
 
@@ -296,7 +296,7 @@ def hash_all(data: bytes) -> Hashes:
     from lookalike_shared.imaging import ImageRejected
 
     try:
-        fp: Any = fingerprint_bytes(data)
+        fp: Any = fingerprint_bytes(data, query)
     except ImageRejected:
         fp = None
     with Image.open(io.BytesIO(data)) as im:
@@ -313,7 +313,7 @@ def make_query(args: tuple[bytes, str, int]) -> Hashes:
     changed = FAMILIES[family](rgb, random.Random(seed))
     buf = io.BytesIO()
     changed.save(buf, "JPEG", quality=30 if family == "jpeg_30" else 90)
-    return hash_all(buf.getvalue())
+    return hash_all(buf.getvalue(), query=True)
 
 
 # --- scoring ------------------------------------------------------------------------------

@@ -128,6 +128,13 @@ class Fingerprint(BaseModel):
         description="pHash with its least certain bits flipped (the DCT coefficients nearest "
         "the median): extra lookups that find a copy whose edit tipped those bits.",
     )
+    turned_centre: list[HexHash64] | None = Field(
+        None,
+        max_length=8,
+        description="pHashes of the central window (fingerprint.TURNED_WINDOW) turned by "
+        "each of fingerprint.TURNS degrees: a query's extra lookups that find the artwork "
+        "through a slight rotation or tilt. Only query fingerprints carry them.",
+    )
     keypoints: str | None = Field(
         None,
         max_length=64_000,

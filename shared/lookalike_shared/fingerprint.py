@@ -53,6 +53,12 @@ REGION_WINDOWS: tuple[tuple[float, float, float, float], ...] = (
     (0.25, 0.25, 0.5, 0.5),
 )
 REGION_SOURCE_SIDE = 160  # regions are cut from a copy this size; each ends as 32x32
+# A query's central window is also hashed turned by a few degrees, so that a print turned or
+# photographed askew by up to ~8 degrees meets that window of its original within a couple
+# of degrees (a pHash shrugs off one or two). The 0.7 window: turned, its corners stay on
+# the picture.
+TURNED_WINDOW = (0.15, 0.15, 0.7, 0.7)
+TURNS = (-6.0, -3.0, 3.0, 6.0)
 PROBE_BITS = 4  # the pHash's least certain bits, flipped in every combination for lookups
 # Keypoints kept per image, strongest first (36 bytes each packed). The matcher stores the
 # first 128 of a catalogue image; a query brings all of them, so that a watermark or caption
@@ -68,12 +74,13 @@ PALETTE_SIZE = 5
 COLOR_MIN_WEIGHT = 0.08  # a named colour must cover this share of the image to be listed
 
 
-def fingerprint_bytes(data: bytes) -> Fingerprint:
-    """Decode once and fingerprint; raises imaging.ImageRejected for anything unusable."""
-    return fingerprint_decoded(decode_image(data, decode_side=FINGERPRINT_SIDE))
+def fingerprint_bytes(data: bytes, query: bool = False) -> Fingerprint:
+    """Decode once and fingerprint; raises imaging.ImageRejected for anything unusable. A
+    query's fingerprint also carries what only searching needs (turned_centre)."""
+    return fingerprint_decoded(decode_image(data, decode_side=FINGERPRINT_SIDE), query)
 
 
-def fingerprint_decoded(decoded: DecodedImage) -> Fingerprint:
+def fingerprint_decoded(decoded: DecodedImage, query: bool = False) -> Fingerprint:
     rgb = working_copy(np.asarray(decoded.image))
     height_px, width_px = rgb.shape[:2]
     left, top, right, bottom = find_content_box(rgb)
@@ -90,12 +97,14 @@ def fingerprint_decoded(decoded: DecodedImage) -> Fingerprint:
         untrimmed64 = dihedral_hashes(shrink(whole, 32, 32), 8)
         untrimmed256 = dihedral_hashes(shrink(whole, 64, 64), 16)
     colour_sample = shrink_to_side(content, COLOR_SIDE)
+    region_source = shrink_to_side(grey, REGION_SOURCE_SIDE)
     width, height = decoded.width, decoded.height
     return Fingerprint(
         phash=hashes64[0],
         dhash=dhash_hex(grey),
         phash_dihedral=hashes64,
-        regions=region_hashes(grey),
+        regions=region_hashes(region_source),
+        turned_centre=turned_centre_hashes(region_source) if query else None,
         phash_probes=phash_probes(grey32),
         hash256=hashes256[0],
         hash256_dihedral=hashes256,
@@ -238,8 +247,8 @@ def dihedral_variants(square: Array) -> list[Array]:
     ]
 
 
-def region_hashes(grey: Array) -> list[RegionHash]:
-    source = shrink_to_side(grey, REGION_SOURCE_SIDE)
+def region_hashes(source: Array) -> list[RegionHash]:
+    """The pHash of every REGION_WINDOWS window of `source` (grey, REGION_SOURCE_SIDE)."""
     h, w = source.shape
     boxes, squares = [], []
     for x, y, rw, rh in REGION_WINDOWS:
@@ -252,6 +261,22 @@ def region_hashes(grey: Array) -> list[RegionHash]:
         return []
     hashes = dct_hashes(np.stack(squares), 8)
     return [RegionHash(box=box, phash=phash) for box, phash in zip(boxes, hashes, strict=True)]
+
+
+def turned_centre_hashes(source: Array) -> list[str]:
+    """The pHash of TURNED_WINDOW of `source` (as region_hashes takes it) turned by each of
+    TURNS degrees about the picture's centre."""
+    h, w = source.shape
+    x, y, rw, rh = TURNED_WINDOW
+    x0, y0, x1, y1 = round(x * w), round(y * h), round((x + rw) * w), round((y + rh) * h)
+    squares = []
+    for angle in TURNS:
+        turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+        turned = cv2.warpAffine(
+            source, turn, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+        )
+        squares.append(shrink(turned[y0:y1, x0:x1], 32, 32))
+    return dct_hashes(np.stack(squares), 8)
 
 
 # --- local features ---------------------------------------------------------------------------

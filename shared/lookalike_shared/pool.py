@@ -49,16 +49,20 @@ async def warm_pool(pool: ProcessPoolExecutor, workers: int) -> None:
     await asyncio.gather(*(loop.run_in_executor(pool, _warm) for _ in range(workers)))
 
 
-def _fingerprint_or_error(data: bytes) -> Fingerprint | tuple[str, str]:
+def _fingerprint_or_error(data: bytes, query: bool) -> Fingerprint | tuple[str, str]:
     # Exceptions with custom __init__ signatures do not pickle back reliably; send a tuple.
     try:
-        return fingerprint_bytes(data)
+        return fingerprint_bytes(data, query)
     except ImageRejected as exc:
         return (exc.code, str(exc))
 
 
-async def fingerprint_in_pool(pool: ProcessPoolExecutor, data: bytes) -> Fingerprint:
-    result = await asyncio.get_running_loop().run_in_executor(pool, _fingerprint_or_error, data)
+async def fingerprint_in_pool(
+    pool: ProcessPoolExecutor, data: bytes, query: bool = False
+) -> Fingerprint:
+    """The fingerprint of `data`, computed in `pool`; `query` for an image to search with."""
+    loop = asyncio.get_running_loop()
+    result = await loop.run_in_executor(pool, _fingerprint_or_error, data, query)
     if isinstance(result, tuple):
         raise ImageRejected(*result)
     return result

@@ -102,6 +102,17 @@ def test_slightly_rotated_photograph_is_found_through_local_features(
     assert (match.image_id, match.match) == ("img-00001", "duplicate")
 
 
+def test_copy_turned_by_six_degrees_is_found_through_its_turned_centre(
+    catalogue_index: FingerprintIndex, sample_catalogue: tuple[Path, Any]
+) -> None:
+    root, _ = sample_catalogue
+    query = transformed_fingerprint(
+        root, "img-00012", lambda im: im.rotate(-6, resample=Image.Resampling.BILINEAR)
+    )
+    match = best(catalogue_index, query)
+    assert (match.image_id, match.match) == ("img-00012", "duplicate")
+
+
 def test_smooth_colour_field_without_keypoints_matches_through_the_global_hash() -> None:
     def colour_field(top: tuple[int, int, int], bottom: tuple[int, int, int]) -> Image.Image:
         img = Image.new("RGB", (400, 300), (200, 190, 170))

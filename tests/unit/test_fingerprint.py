@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike_shared.fingerprint import color_name, find_content_box, fingerprint_bytes
+from lookalike_shared.fingerprint import (
+    TURNED_WINDOW,
+    color_name,
+    find_content_box,
+    fingerprint_bytes,
+)
 from lookalike_shared.imaging import MAX_IMAGE_PIXELS, ImageRejected
 from tests.fixtures.images import jpeg_bytes, png_bytes, sample_path
 
@@ -55,6 +60,29 @@ def test_mirrored_copy_matches_one_of_the_dihedral_hashes(
         mirrored = fingerprint_bytes(jpeg_bytes(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
     assert hamming(original.phash, mirrored.phash) > 20  # the plain hash loses it
     assert hamming(original.phash, mirrored.phash_dihedral[4]) <= 4  # flip_horizontal finds it
+
+
+def test_turned_copy_meets_its_originals_centre_through_the_turned_hashes(
+    sample_catalogue: tuple[Path, Any],
+) -> None:
+    root, _ = sample_catalogue
+    path = sample_path(root, "img-00011")
+    original = fingerprint_bytes(path.read_bytes())
+    assert original.turned_centre is None  # a catalogue image does not need them
+    with Image.open(path) as img:
+        turned = img.convert("RGB").rotate(-5, resample=Image.Resampling.BILINEAR)
+    query = fingerprint_bytes(jpeg_bytes(turned), query=True)
+
+    def centre(fingerprint: Any) -> str:
+        return next(
+            r.phash
+            for r in fingerprint.regions
+            if (r.box.x, r.box.y, r.box.w, r.box.h) == TURNED_WINDOW
+        )
+
+    assert hamming(centre(query), centre(original)) > 10  # beyond the matcher's radius
+    assert query.turned_centre is not None
+    assert min(hamming(h, centre(original)) for h in query.turned_centre) <= 6
 
 
 def test_uniform_border_is_trimmed_before_hashing(sample_catalogue: tuple[Path, Any]) -> None:

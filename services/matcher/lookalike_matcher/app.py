@@ -120,7 +120,7 @@ async def _request_from_upload(request: web.Request) -> MatcherSearchRequest | w
         )
     try:
         with metrics.SEARCH_SECONDS.labels("fingerprint").time():
-            fingerprint = await fingerprint_in_pool(request.app[POOL], data)
+            fingerprint = await fingerprint_in_pool(request.app[POOL], data, query=True)
     except ImageRejected as exc:
         return error_response(
             422 if exc.code != "image_too_large" else 413, exc.code, str(exc), "image"

@@ -10,7 +10,9 @@ Life of a search:
           query pHash, least certain bits vs catalogue content   (smooth images whose edit
             flipped (phash_probes)                                tipped a few bits)
           query content                   vs catalogue regions   (the query is a crop)
-          query central windows           vs the same windows    (small turns, tilts, marks)
+          query central windows, the 0.7  vs the same windows    (small turns, tilts, marks)
+            one also turned by +-3 and +-6
+            degrees (turned_centre)
           query regions                   vs catalogue content   (the query shows more)
       --best pair per image, SHORTLIST best images-->
       --verification: 256-bit hash of the content (verify.py), ORB + RANSAC (verify.py),
@@ -52,6 +54,7 @@ from lookalike_shared.contracts import (
     MatcherMatch,
     Overlap,
 )
+from lookalike_shared.fingerprint import TURNED_WINDOW
 
 from .appearance import (
     QueryAppearance,
@@ -558,13 +561,15 @@ class FingerprintIndex:
         tags, zeros = tag.astype(np.int64), np.zeros(len(d), np.int64)
         parts.append((owner, d, zeros, tags, zeros + CONTENT, zeros + _LATE // 2))
         # and the query's central windows vs the same windows of catalogue images (a slightly
-        # turned, tilted or watermarked copy keeps its middle when its edges change)
-        centre = [
-            k
-            for k, r in enumerate(query.regions)
-            if (r.box.x, r.box.y, r.box.w, r.box.h) in CENTRE_WINDOWS
-        ]
-        wanted = np.concatenate([dihedral[:1], q_regions[centre]])
+        # turned, tilted or watermarked copy keeps its middle when its edges change), the
+        # TURNED_WINDOW also turned back by a few degrees (a turned or tilted copy)
+        boxes = [(r.box.x, r.box.y, r.box.w, r.box.h) for r in query.regions]
+        centre = [k for k, box in enumerate(boxes) if box in CENTRE_WINDOWS]
+        centre_codes = list(q_regions[centre])
+        if TURNED_WINDOW in boxes and query.turned_centre:
+            centre_codes += [hex_to_u64(h) for h in query.turned_centre]
+            centre += [boxes.index(TURNED_WINDOW)] * len(query.turned_centre)
+        wanted = np.array([dihedral[0], *centre_codes], dtype=np.uint64)
         radius = np.array([CROP_RADIUS] + [REGION_RADIUS] * len(centre), dtype=np.int64)
         qi, owner, tag, d = self.centre.search(wanted, radius)
         window = np.array([-1, *centre], dtype=np.int64)[qi]  # -1: the crop lookup

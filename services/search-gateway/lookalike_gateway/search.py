@@ -176,7 +176,7 @@ class SearchService:
             return None
         started = time.perf_counter()
         try:
-            return await fingerprint_in_pool(self.pool, data)
+            return await fingerprint_in_pool(self.pool, data, query=True)
         except ImageRejected as exc:
             status = 413 if exc.code in ("image_too_large", "decompression_bomb") else 422
             field = "image_url" if params.image_url else "image"
