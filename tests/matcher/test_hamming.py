@@ -135,6 +135,24 @@ def test_search_equals_brute_force_through_adds_deletes_compaction_and_reuse(
     check()
 
 
+@pytest.mark.parametrize("chunk", [7, 300, 1 << 22], ids=["part-rows", "rows", "one-block"])
+def test_linear_scan_in_blocks_answers_in_query_then_position_order(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    # Blocks bound the scan's temporaries (hamming.SCAN_CHUNK); the answer and its order
+    # (the index breaks ties by it) must not depend on them.
+    monkeypatch.setattr(hamming, "SCAN_CHUNK", chunk)
+    rng = np.random.default_rng(11)
+    codes = rng.integers(0, 2**64, 50, dtype=np.uint64, endpoint=False)
+    queries = np.concatenate([near(rng, codes, 12, 20), codes[:3]])
+    radii = rng.integers(0, 30, len(queries))
+    dist = np.bitwise_count(queries[:, None] ^ codes[None, :]).astype(np.int64)
+    q, p = np.nonzero(dist <= radii[:, None])
+    got = hamming._scan(codes, queries, radii)
+    for have, want in zip(got, (q, p, dist[q, p]), strict=True):
+        assert have.tolist() == want.tolist()
+
+
 def test_split_radius_makes_pigeonhole_cover_every_distance() -> None:
     for parts in (2, 3, 4):
         widths = hamming._widths(parts)

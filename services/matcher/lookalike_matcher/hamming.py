@@ -47,7 +47,11 @@ DEFAULT_PARTS = 3  # 22 + 21 + 21 bits: about log2 of the entries of a large tab
 PACKED_BITS = 32  # bits of each code that layouts p > 0 keep
 PREFIX_TABLE_FROM = 1 << 14  # entries from which a layout gets a prefix table
 MIN_PREFIX_BITS = 8
-SCAN_CHUNK = 1 << 22  # elements of one (queries x codes) block of a linear scan
+# Elements of one (queries x codes) block of a linear scan. Its temporaries (the uint64 XOR:
+# 512 KiB) are freed at once; blocks of up to 4M elements made them grow with the delta,
+# megabytes a search at a few thousand images, which glibc kept in each search thread's
+# arena, so RSS grew with the index (bench/README.md, soak). Small blocks are faster too.
+SCAN_CHUNK = 1 << 16
 # A probe (two table reads at random places, bookkeeping) costs about this many candidate
 # checks or scanned codes; `search` scans linearly when that is cheaper.
 PROBE_COST = 16
@@ -141,13 +145,19 @@ def _scan(codes: Array, queries: Array, radii: Array) -> tuple[Array, Array, Arr
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, empty
     found_q, found_p, found_d = [], [], []
-    step = max(1, SCAN_CHUNK // len(codes))
+    # Blocks of whole rows (several queries x every code), or of one query x part of the
+    # codes when a row alone is larger: either way results come by query, then position.
+    width = min(len(codes), SCAN_CHUNK)
+    step = max(1, SCAN_CHUNK // width)
     for start in range(0, len(queries), step):
-        block = np.bitwise_count(codes[None, :] ^ queries[start : start + step, None])
-        q, p = np.nonzero(block <= radii[start : start + step, None])
-        found_q.append(q + start)
-        found_p.append(p)
-        found_d.append(block[q, p])
+        wanted = queries[start : start + step, None]
+        radius = radii[start : start + step, None]
+        for first in range(0, len(codes), width):
+            block = np.bitwise_count(codes[None, first : first + width] ^ wanted)
+            q, p = np.nonzero(block <= radius)
+            found_q.append(q + start)
+            found_p.append(p + first)
+            found_d.append(block[q, p])
     return (
         np.concatenate(found_q).astype(np.int64),
         np.concatenate(found_p).astype(np.int64),
