@@ -9,6 +9,7 @@ from aiohttp import web
 from lookalike_shared.config import env_help
 from lookalike_shared.logs import configure_logging
 
+from .allocator import fix_mmap_threshold
 from .app import init_app
 from .settings import MatcherSettings
 
@@ -24,6 +25,7 @@ def main() -> None:
     parser.parse_args()
     settings = MatcherSettings()
     configure_logging("matcher", settings.log_level)
+    fix_mmap_threshold()  # before the index grows: see allocator.py
     web.run_app(
         init_app(settings),
         host=settings.bind_host,
