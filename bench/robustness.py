@@ -288,6 +288,14 @@ class Hashes:
     pdq: list[np.ndarray]
 
 
+def as_shown(im: Image.Image) -> Image.Image:
+    """The picture as a page shows it: transparent pixels over white. Every method hashes
+    this, and copies are made from it (a bare convert("RGB") would turn a transparent logo's
+    background black in the copies only)."""
+    rgba = im.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+
+
 def hash_all(data: bytes, query: bool = False) -> Hashes:
     import imagehash
     import pdqhash
@@ -300,7 +308,7 @@ def hash_all(data: bytes, query: bool = False) -> Hashes:
     except ImageRejected:
         fp = None
     with Image.open(io.BytesIO(data)) as im:
-        rgb = im.convert("RGB")
+        rgb = as_shown(im)
     ph = int(str(imagehash.phash(rgb)), 16)
     pdq, _ = pdqhash.compute_dihedral(np.asarray(rgb))
     return Hashes(fp, ph, [np.asarray(h, dtype=np.uint8) for h in pdq])
@@ -309,7 +317,7 @@ def hash_all(data: bytes, query: bool = False) -> Hashes:
 def make_query(args: tuple[bytes, str, int]) -> Hashes:
     data, family, seed = args
     with Image.open(io.BytesIO(data)) as im:
-        rgb = im.convert("RGB")
+        rgb = as_shown(im)
     changed = FAMILIES[family](rgb, random.Random(seed))
     buf = io.BytesIO()
     changed.save(buf, "JPEG", quality=30 if family == "jpeg_30" else 90)
