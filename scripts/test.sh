@@ -35,7 +35,7 @@ echo "[lookalike] ruff check"
 ruff check .
 echo "[lookalike] ruff format --check"
 ruff format --check .
-echo "[lookalike] mypy shared/ services/matcher/"
-mypy shared/ services/matcher/
+echo "[lookalike] mypy shared/ services/"
+mypy shared/ services/
 echo "[lookalike] pytest"
 python -m pytest "$@"
