@@ -37,6 +37,13 @@ BORDER_TOLERANCE = 18  # grey levels a border row may differ from the border col
 MAX_TRIM_SHARE = 0.35  # never cut more than this from one side: it is content, not frame
 MAX_NESTED_BORDERS = 3  # frame, mat, the picture's own margin
 MATLIKE_EVENNESS = 0.5  # a mat's narrowest side is at least this share of its widest
+# A photographed print (find_print) covers at least this share of the photograph, and its
+# edges lean off the image's axes by more than the first and at most the second (a steeper
+# quadrilateral is a shape in the picture, a diamond, not a print).
+PRINT_MIN_SHARE = 0.3
+PRINT_SOLIDITY = 0.95  # share of its convex hull the print's outline fills
+PRINT_MIN_SLANT_DEGREES = 1.0
+PRINT_MAX_SLANT_DEGREES = 15.0
 # Regions hashed per catalogue image, as (x, y, w, h) of the trimmed content: overlapping
 # windows at three scales, so a query that is a crop of the artwork meets a similar window.
 # A window is pHashed whole, so a crop meets one well when its offset from the window is
@@ -83,9 +90,8 @@ def fingerprint_bytes(data: bytes, query: bool = False) -> Fingerprint:
 def fingerprint_decoded(decoded: DecodedImage, query: bool = False) -> Fingerprint:
     rgb = working_copy(np.asarray(decoded.image))
     height_px, width_px = rgb.shape[:2]
-    left, top, right, bottom = find_content_box(rgb)
+    content, (left, top, right, bottom) = content_of(rgb)
     trimmed = (left, top, right, bottom) != (0, 0, width_px, height_px)
-    content = rgb[top:bottom, left:right]
     grey = cv2.cvtColor(content, cv2.COLOR_RGB2GRAY)
     grey32 = shrink(grey, 32, 32)
     hashes64 = dihedral_hashes(grey32, 8)
@@ -320,7 +326,82 @@ def unpack_keypoint_bytes(raw: bytes) -> tuple[int, int, Array, Array]:
     return width, height, xy.astype(np.float32), np.ascontiguousarray(packed["d"])
 
 
-# --- borders and frames ----------------------------------------------------------------------
+# --- borders, frames and photographed prints --------------------------------------------------
+
+
+def content_of(rgb: Array) -> tuple[Array, tuple[int, int, int, int]]:
+    """The picture inside its borders, and where it lies (left, top, right, bottom). A print
+    photographed at a slant against a plain wall is straightened first (find_print)."""
+    corners = find_print(rgb)
+    if corners is None:
+        left, top, right, bottom = find_content_box(rgb)
+        return rgb[top:bottom, left:right], (left, top, right, bottom)
+    top_width = float(np.linalg.norm(corners[1] - corners[0]))
+    bottom_width = float(np.linalg.norm(corners[2] - corners[3]))
+    left_height = float(np.linalg.norm(corners[3] - corners[0]))
+    right_height = float(np.linalg.norm(corners[2] - corners[1]))
+    w = max(8, round((top_width + bottom_width) / 2))
+    h = max(8, round((left_height + right_height) / 2))
+    square = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    straight = cv2.warpPerspective(
+        rgb, cv2.getPerspectiveTransform(corners, square), (w, h), flags=cv2.INTER_LINEAR
+    )
+    left, top, right, bottom = find_content_box(straight)  # a frame or mat on the print
+    # Where it lies: a box of the straightened size about the print's centre.
+    cx, cy = corners.mean(axis=0)
+    box = (
+        max(0, round(cx - w / 2 + left)),
+        max(0, round(cy - h / 2 + top)),
+        min(rgb.shape[1], round(cx - w / 2 + right)),
+        min(rgb.shape[0], round(cy - h / 2 + bottom)),
+    )
+    return straight[top:bottom, left:right], box
+
+
+def find_print(rgb: Array) -> Array | None:
+    """The corners (top left, top right, bottom right, bottom left; float32) of a picture
+    that stands out from a plain surround as a slanted quadrilateral: a print photographed
+    off-axis or turned on a wall. None when the surround is not plain, the picture's edge
+    does not stand out from it all round, or it is already square to the image (borders
+    then do: find_content_box)."""
+    h, w = rgb.shape[:2]
+    ring = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]]).astype(np.int16)
+    surround = np.median(ring, axis=0)
+    if (np.abs(ring - surround).max(axis=1) > BORDER_TOLERANCE).mean() > 0.05:
+        return None
+    mask = (np.abs(rgb.astype(np.int16) - surround).max(axis=2) > BORDER_TOLERANCE).astype(np.uint8)
+    # Close the specks of a textured picture that happen to match the wall.
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    outline = max(contours, key=cv2.contourArea)
+    x, y, box_w, box_h = cv2.boundingRect(outline)
+    if x < 2 or y < 2 or x + box_w > w - 2 or y + box_h > h - 2:
+        return None  # the wall must go all round; this is a frame's shading, not a wall
+    hull = cv2.convexHull(outline)
+    hull_area = cv2.contourArea(hull)
+    # A print is one solid piece: its outline fills its hull. A picture with patches of the
+    # wall's colour at its edge (a white painting on a white wall) does not, and is left.
+    if hull_area < PRINT_MIN_SHARE * h * w or cv2.contourArea(outline) < PRINT_SOLIDITY * hull_area:
+        return None
+    # Its outline is four straight edges (a blurred corner may need a coarser fit).
+    for tolerance in (0.02, 0.03, 0.04):
+        quad = cv2.approxPolyDP(hull, tolerance * cv2.arcLength(hull, True), True).reshape(-1, 2)
+        if len(quad) <= 4:
+            break
+    if len(quad) != 4:
+        return None
+    corners = quad.astype(np.float32)
+    # Clockwise on screen (y grows downwards) by angle about the centre, top left first.
+    corners = corners[np.argsort(np.arctan2(*(corners - corners.mean(axis=0)).T[::-1]))]
+    corners = np.roll(corners, -int(np.argmin(corners.sum(axis=1))), axis=0)
+    edges = np.roll(corners, -1, axis=0) - corners  # top, right, bottom, left
+    off_horizontal = np.degrees(np.arctan2(np.abs(edges[:, 1]), np.abs(edges[:, 0])))
+    slant = np.where(np.arange(4) % 2 == 0, off_horizontal, 90 - off_horizontal)  # sides: vertical
+    if slant.max() > PRINT_MAX_SLANT_DEGREES or slant.max() < PRINT_MIN_SLANT_DEGREES:
+        return None
+    return corners
 
 
 def find_content_box(rgb: Array) -> tuple[int, int, int, int]:

@@ -4,15 +4,17 @@ import io
 from pathlib import Path
 from typing import Any
 
+import cv2
 import imagehash
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from lookalike_shared.fingerprint import (
     TURNED_WINDOW,
     color_name,
     find_content_box,
+    find_print,
     fingerprint_bytes,
 )
 from lookalike_shared.imaging import MAX_IMAGE_PIXELS, ImageRejected
@@ -119,6 +121,53 @@ def test_plain_part_of_a_picture_is_not_trimmed_pass_after_pass() -> None:
     photo[::2, 100:] = 60  # a band of faint streaks: one colour across, not along
     photo[:, 160:] = np.random.default_rng(4).integers(0, 255, (300, 240, 3))
     assert find_content_box(photo) == (100, 0, 400, 300)
+
+
+def _photographed_on_a_wall(img: Image.Image, far_side_shorter_by: float) -> Image.Image:
+    """The picture as if photographed off-axis on a grey wall: its right side further away."""
+    w, h = img.size
+    pad = w // 8
+    k = far_side_shorter_by * h / 2
+    quad = np.float32([[pad, pad], [pad + w, pad + k], [pad + w, pad + h - k], [pad, pad + h]])
+    square = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    warp = cv2.getPerspectiveTransform(square, quad)
+    wall = cv2.warpPerspective(
+        np.asarray(img.convert("RGB")),
+        warp,
+        (w + 2 * pad, h + 2 * pad),
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(128, 126, 120),
+    )
+    return Image.fromarray(wall)
+
+
+def test_print_photographed_at_a_slant_is_straightened_before_hashing(
+    sample_catalogue: tuple[Path, Any],
+) -> None:
+    root, _ = sample_catalogue
+    path = sample_path(root, "img-00003")
+    original = fingerprint_bytes(path.read_bytes())
+    with Image.open(path) as img:
+        photo = _photographed_on_a_wall(img, far_side_shorter_by=0.16)
+    corners = find_print(np.asarray(photo.resize((256, 256 * photo.height // photo.width))))
+    assert corners is not None
+    straightened = fingerprint_bytes(jpeg_bytes(photo), query=True)
+    assert hamming(original.phash, straightened.phash) <= 6
+    aspect = straightened.trim.w * straightened.width / (straightened.trim.h * straightened.height)
+    assert aspect == pytest.approx(original.width / original.height, rel=0.1)
+
+
+def test_shapes_and_mats_are_not_taken_for_slanted_prints(
+    sample_catalogue: tuple[Path, Any],
+) -> None:
+    diamond = Image.new("RGB", (300, 300), "white")
+    ImageDraw.Draw(diamond).polygon([(150, 20), (280, 150), (150, 280), (20, 150)], "navy")
+    assert find_print(np.asarray(diamond)) is None  # a shape in the picture, 45 degrees off
+    root, _ = sample_catalogue
+    with Image.open(sample_path(root, "img-00004")) as img:
+        matted = Image.new("RGB", (img.width + 80, img.height + 80), (250, 248, 240))
+        matted.paste(img.convert("RGB"), (40, 40))
+    assert find_print(np.asarray(matted)) is None  # square to the image: trimming's job
 
 
 def test_plain_image_is_not_trimmed_away() -> None:
