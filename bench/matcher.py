@@ -75,7 +75,7 @@ def real_fingerprints() -> tuple[list[Fingerprint], list[tuple[int, Fingerprint]
             changed = FAMILIES[family](rgb, random.Random(i))
             buf = io.BytesIO()
             changed.save(buf, "JPEG", quality=30 if family == "jpeg_30" else 90)
-            queries.append((i, fingerprint_bytes(buf.getvalue())))
+            queries.append((i, fingerprint_bytes(buf.getvalue(), query=True)))
     return originals, queries
 
 
@@ -92,6 +92,8 @@ def query_codes(fp: Fingerprint) -> list[tuple[str, np.ndarray, int]]:
         for k, r in enumerate(fp.regions)
         if (r.box.x, r.box.y, r.box.w, r.box.h) in index_module.CENTRE_WINDOWS
     ]
+    turned = np.array([hex_to_u64(h) for h in fp.turned_centre or []], dtype=np.uint64)
+    unmarked = np.array([hex_to_u64(fp.unmarked_phash)] if fp.unmarked_phash else [], np.uint64)
     looks = QueryAppearance.of(fp)
     smooth = looks.average_hashes if looks is not None else np.zeros(0, np.uint64)
     identity = np.arange(len(dihedral)) % 8 == 0
@@ -99,11 +101,13 @@ def query_codes(fp: Fingerprint) -> list[tuple[str, np.ndarray, int]]:
         ("content", dihedral[identity], index_module.CONTENT_RADIUS),
         ("content", dihedral[~identity], index_module.TURN_RADIUS),
         ("content", probes, index_module.PROBE_RADIUS),
+        ("content", unmarked, index_module.TURN_RADIUS),
         ("smooth", smooth, index_module.SMOOTH_RADIUS),
         ("content", regions, index_module.REGION_RADIUS),
         ("regions", dihedral[:1], index_module.CROP_RADIUS),
         ("centre", dihedral[:1], index_module.CROP_RADIUS),
         ("centre", regions[centre], index_module.REGION_RADIUS),
+        ("centre", turned, index_module.REGION_RADIUS),
     ]
 
 

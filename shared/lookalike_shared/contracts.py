@@ -135,6 +135,12 @@ class Fingerprint(BaseModel):
         "each of fingerprint.TURNS degrees: a query's extra lookups that find the artwork "
         "through a slight rotation or tilt. Only query fingerprints carry them.",
     )
+    unmarked_phash: HexHash64 | None = Field(
+        None,
+        description="pHash of the content after a grey-level opening, which erases thin "
+        "bright strokes such as watermark text: a query's extra lookup. Only query "
+        "fingerprints carry it.",
+    )
     keypoints: str | None = Field(
         None,
         max_length=64_000,

@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 from lookalike_matcher.index import FingerprintIndex
 from lookalike_matcher.snapshot import keypoint_store, load_snapshot, save_snapshot
 from lookalike_shared.contracts import Fingerprint
+from tests.fixtures.images import watermarked
 from tests.fixtures.matcher import SAMPLE_IDS, png_fingerprint, transformed_fingerprint
 
 
@@ -111,6 +112,14 @@ def test_copy_turned_by_six_degrees_is_found_through_its_turned_centre(
     )
     match = best(catalogue_index, query)
     assert (match.image_id, match.match) == ("img-00012", "duplicate")
+
+
+def test_watermarked_copy_is_found_as_a_duplicate(
+    catalogue_index: FingerprintIndex, sample_catalogue: tuple[Path, Any]
+) -> None:
+    root, _ = sample_catalogue
+    match = best(catalogue_index, transformed_fingerprint(root, "img-00006", watermarked))
+    assert (match.image_id, match.match) == ("img-00006", "duplicate")
 
 
 def test_smooth_colour_field_without_keypoints_matches_through_the_global_hash() -> None:

@@ -18,7 +18,7 @@ from lookalike_shared.fingerprint import (
     fingerprint_bytes,
 )
 from lookalike_shared.imaging import MAX_IMAGE_PIXELS, ImageRejected
-from tests.fixtures.images import jpeg_bytes, png_bytes, sample_path
+from tests.fixtures.images import jpeg_bytes, png_bytes, sample_path, watermarked
 
 
 def hamming(a: str, b: str) -> int:
@@ -85,6 +85,20 @@ def test_turned_copy_meets_its_originals_centre_through_the_turned_hashes(
     assert hamming(centre(query), centre(original)) > 10  # beyond the matcher's radius
     assert query.turned_centre is not None
     assert min(hamming(h, centre(original)) for h in query.turned_centre) <= 6
+
+
+def test_watermarked_copy_meets_its_original_through_the_unmarked_hash(
+    sample_catalogue: tuple[Path, Any],
+) -> None:
+    root, _ = sample_catalogue
+    path = sample_path(root, "img-00019")
+    original = fingerprint_bytes(path.read_bytes())
+    assert original.unmarked_phash is None  # a catalogue image does not need it
+    with Image.open(path) as img:
+        query = fingerprint_bytes(jpeg_bytes(watermarked(img), 90), query=True)
+    assert hamming(query.phash, original.phash) > 10  # the text moved the plain hash
+    assert query.unmarked_phash is not None
+    assert hamming(query.unmarked_phash, original.phash) <= 6
 
 
 def test_uniform_border_is_trimmed_before_hashing(sample_catalogue: tuple[Path, Any]) -> None:

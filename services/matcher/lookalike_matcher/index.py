@@ -9,6 +9,8 @@ Life of a search:
             (trimmed and untrimmed)                               mirrored, turned copies)
           query pHash, least certain bits vs catalogue content   (smooth images whose edit
             flipped (phash_probes)                                tipped a few bits)
+          query content, its watermark's  vs catalogue content   (a stock watermark)
+            strokes erased (unmarked_phash)
           query content                   vs catalogue regions   (the query is a crop)
           query central windows, the 0.7  vs the same windows    (small turns, tilts, marks)
             one also turned by +-3 and +-6
@@ -540,6 +542,10 @@ class FingerprintIndex:
         # the identity pHash with its least certain bits flipped vs catalogue content
         # (a probe is one step further than it looks)
         lookups.add(probes, PROBE_RADIUS, transform=0, q_region=CONTENT, extra=1)
+        # the query without its watermark's strokes (unmarked_phash) vs catalogue content
+        if query.unmarked_phash:
+            unmarked = np.array([hex_to_u64(query.unmarked_phash)], dtype=np.uint64)
+            lookups.add(unmarked, TURN_RADIUS, transform=0, q_region=CONTENT)
         # query regions vs catalogue content (the query shows the artwork with more around it);
         # on equal rank an image's pair from a lookup above (or the crop lookups) wins
         lookups.add(
