@@ -92,26 +92,25 @@ def test_mirrored_and_turned_copies_are_duplicates_named_by_their_transform(
     assert match.transform in named
 
 
-def test_slightly_rotated_photograph_is_found_through_local_features(
-    catalogue_index: FingerprintIndex, sample_catalogue: tuple[Path, Any]
+@pytest.mark.parametrize(
+    ("image_id", "degrees"),
+    [
+        pytest.param("img-00001", 4, id="4 degrees, local features"),
+        pytest.param("img-00012", -6, id="6 degrees, turned centre"),
+    ],
+)
+def test_slightly_turned_copy_is_found_as_a_duplicate(
+    catalogue_index: FingerprintIndex,
+    sample_catalogue: tuple[Path, Any],
+    image_id: str,
+    degrees: int,
 ) -> None:
     root, _ = sample_catalogue
     query = transformed_fingerprint(
-        root, "img-00001", lambda im: im.rotate(4, resample=Image.Resampling.BILINEAR)
+        root, image_id, lambda im: im.rotate(degrees, resample=Image.Resampling.BILINEAR)
     )
     match = best(catalogue_index, query)
-    assert (match.image_id, match.match) == ("img-00001", "duplicate")
-
-
-def test_copy_turned_by_six_degrees_is_found_through_its_turned_centre(
-    catalogue_index: FingerprintIndex, sample_catalogue: tuple[Path, Any]
-) -> None:
-    root, _ = sample_catalogue
-    query = transformed_fingerprint(
-        root, "img-00012", lambda im: im.rotate(-6, resample=Image.Resampling.BILINEAR)
-    )
-    match = best(catalogue_index, query)
-    assert (match.image_id, match.match) == ("img-00012", "duplicate")
+    assert (match.image_id, match.match) == (image_id, "duplicate")
 
 
 def test_watermarked_copy_is_found_as_a_duplicate(

@@ -19,6 +19,7 @@ from lookalike_shared.fingerprint import (
 )
 from lookalike_shared.imaging import MAX_IMAGE_PIXELS, ImageRejected
 from tests.fixtures.images import jpeg_bytes, png_bytes, sample_path, watermarked
+from tests.fixtures.matcher import transformed_fingerprint
 
 
 def hamming(a: str, b: str) -> int:
@@ -68,12 +69,11 @@ def test_turned_copy_meets_its_originals_centre_through_the_turned_hashes(
     sample_catalogue: tuple[Path, Any],
 ) -> None:
     root, _ = sample_catalogue
-    path = sample_path(root, "img-00011")
-    original = fingerprint_bytes(path.read_bytes())
+    original = fingerprint_bytes(sample_path(root, "img-00011").read_bytes())
     assert original.turned_centre is None  # a catalogue image does not need them
-    with Image.open(path) as img:
-        turned = img.convert("RGB").rotate(-5, resample=Image.Resampling.BILINEAR)
-    query = fingerprint_bytes(jpeg_bytes(turned), query=True)
+    query = transformed_fingerprint(
+        root, "img-00011", lambda im: im.rotate(-5, resample=Image.Resampling.BILINEAR)
+    )
 
     def centre(fingerprint: Any) -> str:
         return next(
@@ -91,11 +91,9 @@ def test_watermarked_copy_meets_its_original_through_the_unmarked_hash(
     sample_catalogue: tuple[Path, Any],
 ) -> None:
     root, _ = sample_catalogue
-    path = sample_path(root, "img-00019")
-    original = fingerprint_bytes(path.read_bytes())
+    original = fingerprint_bytes(sample_path(root, "img-00019").read_bytes())
     assert original.unmarked_phash is None  # a catalogue image does not need it
-    with Image.open(path) as img:
-        query = fingerprint_bytes(jpeg_bytes(watermarked(img), 90), query=True)
+    query = transformed_fingerprint(root, "img-00019", watermarked)
     assert hamming(query.phash, original.phash) > 10  # the text moved the plain hash
     assert query.unmarked_phash is not None
     assert hamming(query.unmarked_phash, original.phash) <= 6
