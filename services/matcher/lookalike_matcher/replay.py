@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from lookalike_shared.contracts import FingerprintRecord
 
 from . import metrics
+from .allocator import release_free_memory
 from .index import FingerprintIndex
 from .settings import MatcherSettings
 from .snapshot import keypoint_store, load_snapshot, save_snapshot
@@ -42,6 +43,7 @@ class FingerprintReplay:
         self.loaded_from_snapshot = 0  # images the snapshot held
         self._dirty = False
         self._last_snapshot = time.monotonic()
+        release_free_memory()  # what the snapshot's table merges freed
         self._newest_timestamp: float | None = None
 
     @property
@@ -157,6 +159,7 @@ class FingerprintReplay:
         )
         self._dirty = False
         self._last_snapshot = time.monotonic()
+        release_free_memory()  # what the snapshot's table merges freed
 
     def _apply_all(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         for records in batch.values():
