@@ -32,7 +32,7 @@ Score calibration (bench/robustness.py, second run of 2026-11-27): 149 originals
 sample images from scikit-image, matplotlib and scikit-learn, 120 synthetic minimal-art
 images: colour fields, gradients, hard-edged shapes, bands), 17 transform families, 2533
 queries, 377,417 scored (query, image) pairs. The loosest single threshold keeping
-precision >= 99.99% was score >= 58.3 (0 false pairs of 374,884 at or above it);
+precision >= 99.99% was score >= 58.6 (0 false pairs of 374,884 at or above it);
 DUPLICATE_SCORE is set at 60. The highest-scoring false pairs are synthetic gradients
 through similar colours at similar angles. Evidence that cannot tell such pairs apart stays
 below it by construction: unverified hash distance (HASH_ONLY_CAP 45) and a colourless copy
