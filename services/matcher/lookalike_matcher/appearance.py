@@ -17,7 +17,10 @@ things still tell them apart cheaply:
   its original's luma, another picture of the same structure seldom does. Colour lost and
   grey levels different, the evidence counts for COLOUR_LOST_SHARE of itself.
 
-The colour factor also tempers the 256-bit hash score: hashes are greyscale too.
+The colour factor (the cosine, or the discount for colour lost) also tempers the 256-bit
+hash score: hashes are greyscale too. The correlation of colour changes tempers only the
+thumbnail evidence: it needs the two grids to line up as the thumbnails do, and a copy
+trimmed a little differently (a crop, a mat) shifts them.
 
 The thumbnail also gives such pictures a way onto the short list: an average hash (8x8
 cells against their mean). A pHash of a plain left-to-right ramp is noise (every DCT
@@ -162,7 +165,8 @@ class QueryAppearance:
 
     def compare(self, thumb: Array | None, chroma: Array | None) -> tuple[float, float, int]:
         """(structure score 0-100, colour factor 0-1, orientation) against one catalogue
-        image's thumbnail and a*/b* grid."""
+        image's thumbnail and a*/b* grid. The structure score already counts how well the
+        colour changes agree; the colour factor is for the caller's other evidence."""
         if thumb is None or (target := _normalised(thumb)) is None:
             return 0.0, 1.0, 0
         correlations = self.thumbs @ target
