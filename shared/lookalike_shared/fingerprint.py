@@ -83,7 +83,8 @@ COLOR_MIN_WEIGHT = 0.08  # a named colour must cover this share of the image to 
 
 def fingerprint_bytes(data: bytes, query: bool = False) -> Fingerprint:
     """Decode once and fingerprint; raises imaging.ImageRejected for anything unusable. A
-    query's fingerprint also carries what only searching needs (turned_centre)."""
+    query's fingerprint also carries what only searching needs (turned_centre,
+    unmarked_phash)."""
     return fingerprint_decoded(decode_image(data, decode_side=FINGERPRINT_SIDE), query)
 
 
