@@ -226,6 +226,32 @@ def test_snapshot_restores_an_index_that_answers_the_same(
     assert loaded.index.search(query)[0].image_id == "img-00026"
 
 
+def three_stop_gradient(
+    size: tuple[int, int], stops: tuple[tuple[int, int, int], ...], angle: float
+) -> Image.Image:
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    t = xx * np.cos(angle) + yy * np.sin(angle)
+    t = ((t - t.min()) / (t.max() - t.min()))[..., None]
+    a, b, c = (np.array(stop, dtype=np.float64) for stop in stops)
+    ramp = np.where(t < 0.5, a + (b - a) * t * 2, b + (c - b) * (t - 0.5) * 2)
+    return Image.fromarray(ramp.astype(np.uint8))
+
+
+def test_gradient_is_told_from_another_at_the_same_angle() -> None:
+    # In grey one diagonal ramp, with colours that point the same way on average; how the
+    # colour changes across the canvas tells them apart (without that check the resized
+    # copy of one scored 84 against the other).
+    dawn = three_stop_gradient((480, 360), ((130, 183, 14), (238, 127, 26), (80, 57, 190)), 0.44)
+    sea = three_stop_gradient((480, 360), ((19, 90, 187), (242, 163, 45), (56, 224, 139)), 0.41)
+    index = FingerprintIndex()
+    index.upsert("dawn", 1, png_fingerprint(dawn))
+    index.upsert("sea", 1, png_fingerprint(sea))
+    found = {m.image_id: m.match for m in index.search(png_fingerprint(dawn.resize((240, 180))))}
+    assert found.get("dawn") == "duplicate"
+    assert found.get("sea") != "duplicate"
+
+
 def test_slightly_turned_gradient_is_found_despite_its_dark_corners() -> None:
     # Turning a print by 4 degrees leaves four dark corners; in a low-contrast picture they
     # outweigh the rest of the thumbnail, so the inner part is what is compared.
