@@ -252,6 +252,21 @@ def test_gradient_is_told_from_another_at_the_same_angle() -> None:
     assert found.get("sea") != "duplicate"
 
 
+def test_strong_ramp_is_told_from_a_nearly_flat_field_at_the_same_angle() -> None:
+    # Contrast removed, the two thumbnails correlate; their contrasts are 5 apart.
+    ramp = three_stop_gradient((480, 360), ((210, 209, 32), (33, 154, 35), (92, 20, 48)), 0.54)
+    field = three_stop_gradient((480, 360), ((68, 195, 92), (98, 166, 36), (71, 156, 27)), 0.56)
+    index = FingerprintIndex()
+    index.upsert("ramp", 1, png_fingerprint(ramp))
+    index.upsert("field", 1, png_fingerprint(field))
+    for name, picture in (("ramp", ramp), ("field", field)):
+        found = {
+            m.image_id: m.match for m in index.search(png_fingerprint(picture.resize((240, 180))))
+        }
+        assert found.get(name) == "duplicate"
+        assert "duplicate" not in {v for k, v in found.items() if k != name}
+
+
 def test_slightly_turned_gradient_is_found_despite_its_dark_corners() -> None:
     # Turning a print by 4 degrees leaves four dark corners; in a low-contrast picture they
     # outweigh the rest of the thumbnail, so the inner part is what is compared.
