@@ -140,6 +140,18 @@ def test_smooth_colour_field_without_keypoints_matches_through_the_global_hash()
     assert (match.image_id, match.match) == ("field", "duplicate")
 
 
+def index_of(pictures: dict[str, Image.Image]) -> FingerprintIndex:
+    index = FingerprintIndex()
+    for image_id, picture in pictures.items():
+        index.upsert(image_id, 1, png_fingerprint(picture))
+    return index
+
+
+def labels(index: FingerprintIndex, query: Image.Image) -> dict[str, str]:
+    """image id -> "duplicate" or "similar", for what a search with `query` finds."""
+    return {m.image_id: m.match for m in index.search(png_fingerprint(query))}
+
+
 def gradient(start: tuple[int, int, int], end: tuple[int, int, int]) -> Image.Image:
     t = np.linspace(0.0, 1.0, 480)[None, :, None]
     row = np.array(start, dtype=np.float64) * (1 - t) + np.array(end, dtype=np.float64) * t
@@ -150,22 +162,16 @@ def test_gradient_is_told_from_one_of_the_same_shape_in_other_colours() -> None:
     # The same left-to-right ramp in other colours: in greyscale, to every hash, one picture.
     dusk = gradient((250, 120, 40), (40, 20, 90))
     sea = gradient((110, 220, 200), (10, 60, 40))
-    index = FingerprintIndex()
-    index.upsert("dusk", 1, png_fingerprint(dusk))
-    index.upsert("sea", 1, png_fingerprint(sea))
-    found = {m.image_id: m.match for m in index.search(png_fingerprint(dusk.resize((240, 160))))}
-    assert found == {"dusk": "duplicate", "sea": "similar"}
+    index = index_of({"dusk": dusk, "sea": sea})
+    assert labels(index, dusk.resize((240, 160))) == {"dusk": "duplicate", "sea": "similar"}
     # A greyscale copy has lost their colours but kept its original's grey levels, which
     # the other ramp does not share: it is dusk's, and sea only looks like it.
-    grey = png_fingerprint(dusk.convert("L").convert("RGB"))
-    assert {m.image_id: m.match for m in index.search(grey)} == {
-        "dusk": "duplicate",
-        "sea": "similar",
-    }
+    grey = dusk.convert("L").convert("RGB")
+    assert labels(index, grey) == {"dusk": "duplicate", "sea": "similar"}
     # Brightened, the grey copy keeps the ramp's shape but not its grey levels: colour and
     # grey levels both lost, neither ramp is claimed.
-    pale = png_fingerprint(dusk.convert("L").point(lambda v: min(255, v + 40)).convert("RGB"))
-    assert {m.image_id: m.match for m in index.search(pale)} == {
+    pale = dusk.convert("L").point(lambda v: min(255, v + 40)).convert("RGB")
+    assert labels(index, pale) == {
         "dusk": "similar",
         "sea": "similar",
     }
@@ -244,10 +250,7 @@ def test_gradient_is_told_from_another_at_the_same_angle() -> None:
     # copy of one scored 84 against the other).
     dawn = three_stop_gradient((480, 360), ((130, 183, 14), (238, 127, 26), (80, 57, 190)), 0.44)
     sea = three_stop_gradient((480, 360), ((19, 90, 187), (242, 163, 45), (56, 224, 139)), 0.41)
-    index = FingerprintIndex()
-    index.upsert("dawn", 1, png_fingerprint(dawn))
-    index.upsert("sea", 1, png_fingerprint(sea))
-    found = {m.image_id: m.match for m in index.search(png_fingerprint(dawn.resize((240, 180))))}
+    found = labels(index_of({"dawn": dawn, "sea": sea}), dawn.resize((240, 180)))
     assert found.get("dawn") == "duplicate"
     assert found.get("sea") != "duplicate"
 
@@ -256,13 +259,10 @@ def test_strong_ramp_is_told_from_a_nearly_flat_field_at_the_same_angle() -> Non
     # Contrast removed, the two thumbnails correlate; their contrasts are 5 apart.
     ramp = three_stop_gradient((480, 360), ((210, 209, 32), (33, 154, 35), (92, 20, 48)), 0.54)
     field = three_stop_gradient((480, 360), ((68, 195, 92), (98, 166, 36), (71, 156, 27)), 0.56)
-    index = FingerprintIndex()
-    index.upsert("ramp", 1, png_fingerprint(ramp))
-    index.upsert("field", 1, png_fingerprint(field))
-    for name, picture in (("ramp", ramp), ("field", field)):
-        found = {
-            m.image_id: m.match for m in index.search(png_fingerprint(picture.resize((240, 180))))
-        }
+    pictures = {"ramp": ramp, "field": field}
+    index = index_of(pictures)
+    for name, picture in pictures.items():
+        found = labels(index, picture.resize((240, 180)))
         assert found.get(name) == "duplicate"
         assert "duplicate" not in {v for k, v in found.items() if k != name}
 
@@ -271,10 +271,7 @@ def test_slightly_turned_gradient_is_found_despite_its_dark_corners() -> None:
     # Turning a print by 4 degrees leaves four dark corners; in a low-contrast picture they
     # outweigh the rest of the thumbnail, so the inner part is what is compared.
     dusk = gradient((250, 120, 40), (40, 20, 90))
-    index = FingerprintIndex()
-    index.upsert("dusk", 1, png_fingerprint(dusk))
-    index.upsert("sea", 1, png_fingerprint(gradient((110, 220, 200), (10, 60, 40))))
-    turned = png_fingerprint(dusk.rotate(4, resample=Image.Resampling.BILINEAR))
-    found = {m.image_id: m.match for m in index.search(turned)}
+    index = index_of({"dusk": dusk, "sea": gradient((110, 220, 200), (10, 60, 40))})
+    found = labels(index, dusk.rotate(4, resample=Image.Resampling.BILINEAR))
     assert found.get("dusk") == "duplicate"
     assert found.get("sea") != "duplicate"
