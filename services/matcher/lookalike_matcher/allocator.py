@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,9 @@ def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
     set; False where an operator's MALLOC_MMAP_THRESHOLD_ already decides, or off glibc."""
     if "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return False  # glibc read it at start-up: the operator's choice stands
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False  # not glibc (musl, macOS): nothing to set
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
+        return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     done = bool(mallopt(M_MMAP_THRESHOLD, threshold))
@@ -50,10 +49,17 @@ def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
 def release_free_memory() -> None:
     """Give the arenas' free memory back to the system (glibc's malloc_trim; a few
     milliseconds). A no-op off glibc."""
-    try:
-        trim = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
+    trim = _glibc("malloc_trim")
+    if trim is None:
         return
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
     trim(0)
+
+
+def _glibc(name: str) -> Any:
+    """glibc's function `name`, or None off glibc (musl, macOS: nothing to set)."""
+    try:
+        return getattr(ctypes.CDLL("libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
