@@ -39,6 +39,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
 
+from lookalike_shared.imaging import as_shown
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
 MIN_SIDE = 96
 # Sample files that show the same picture as another one: they would count as false pairs.
@@ -288,14 +290,6 @@ class Hashes:
     pdq: list[np.ndarray]
 
 
-def as_shown(im: Image.Image) -> Image.Image:
-    """The picture as a page shows it: transparent pixels over white. Every method hashes
-    this, and copies are made from it (a bare convert("RGB") would turn a transparent logo's
-    background black in the copies only)."""
-    rgba = im.convert("RGBA")
-    return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
-
-
 def hash_all(data: bytes, query: bool = False) -> Hashes:
     import imagehash
     import pdqhash
@@ -308,7 +302,7 @@ def hash_all(data: bytes, query: bool = False) -> Hashes:
     except ImageRejected:
         fp = None
     with Image.open(io.BytesIO(data)) as im:
-        rgb = as_shown(im)
+        rgb = as_shown(im).copy()  # pixels loaded before the file closes with the block
     ph = int(str(imagehash.phash(rgb)), 16)
     pdq, _ = pdqhash.compute_dihedral(np.asarray(rgb))
     return Hashes(fp, ph, [np.asarray(h, dtype=np.uint8) for h in pdq])
@@ -317,7 +311,7 @@ def hash_all(data: bytes, query: bool = False) -> Hashes:
 def make_query(args: tuple[bytes, str, int]) -> Hashes:
     data, family, seed = args
     with Image.open(io.BytesIO(data)) as im:
-        rgb = as_shown(im)
+        rgb = as_shown(im).copy()  # pixels loaded before the file closes with the block
     changed = FAMILIES[family](rgb, random.Random(seed))
     buf = io.BytesIO()
     changed.save(buf, "JPEG", quality=30 if family == "jpeg_30" else 90)

@@ -95,7 +95,7 @@ def decode_image(data: bytes, decode_side: int = DECODE_SIDE) -> DecodedImage:
             if img.getexif().get(_EXIF_ORIENTATION) in _QUARTER_TURNS:
                 width, height = height, width
             img = ImageOps.exif_transpose(img)
-            img = _to_rgb(img)
+            img = as_shown(img)
             if max(img.size) > 2 * decode_side:
                 img.thumbnail((2 * decode_side, 2 * decode_side), Image.Resampling.BILINEAR)
     except ImageRejected:
@@ -112,7 +112,9 @@ def decode_image(data: bytes, decode_side: int = DECODE_SIDE) -> DecodedImage:
     return DecodedImage(image=img, width=width, height=height, format=fmt)
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
+def as_shown(img: Image.Image) -> Image.Image:
+    """The picture in RGB as a page shows it: transparent pixels over white paper, 16-bit
+    grey scaled to 8 bits."""
     if img.mode == "RGB":
         return img
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
