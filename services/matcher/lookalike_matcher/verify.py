@@ -32,6 +32,12 @@ Array = np.ndarray
 RATIO = 0.8  # Lowe's ratio test on the two nearest descriptors
 MIN_GOOD_MATCHES = 8  # fewer ratio-tested matches than this cannot make a homography
 RANSAC_PIXELS = 4.0  # reprojection error in the candidate's ORB image (long side 256 px)
+# Inliers must lie on at least this many spots (RANSAC_PIXELS cells) in both images: four
+# point pairs fit any homography exactly, so inliers stacked on four corners (one corner
+# found at several pyramid levels, as hard-edged shapes give) prove nothing. Such pairs
+# were the only unrelated ones to reach 7-17 inliers once descriptor keys fetched more
+# candidates; no true pair lost its match by it.
+MIN_DISTINCT_SPOTS = 5
 STORED_KEYPOINTS = 128  # per catalogue image: the strongest, which come first
 
 
@@ -80,6 +86,9 @@ def verify_local(query: Keypoints, target: Keypoints) -> LocalMatch | None:
     if homography is None or mask is None:
         return None
     inliers = int(mask.sum())
+    keep = mask.ravel().astype(bool)
+    if min(_distinct_spots(src[keep]), _distinct_spots(dst[keep])) < MIN_DISTINCT_SPOTS:
+        return None
     corners = np.array(
         [[0, 0], [query.width, 0], [query.width, query.height], [0, query.height]],
         dtype=np.float64,
@@ -90,7 +99,6 @@ def verify_local(query: Keypoints, target: Keypoints) -> LocalMatch | None:
     # Where the query sits: a similarity (turn, scale, shift) fitted to the inliers. Carried
     # out to the query's corners it stays put where a homography's perspective terms,
     # fitted to keypoints that cluster inside the picture, swing the corners about.
-    keep = mask.ravel().astype(bool)
     similarity, _ = cv2.estimateAffinePartial2D(src[keep], dst[keep], method=cv2.LMEDS)
     if similarity is not None:
         projected = cv2.transform(corners[None], similarity)[0]
@@ -109,6 +117,15 @@ def verify_local(query: Keypoints, target: Keypoints) -> LocalMatch | None:
         (cy1 - cy0) / target.height,
     )
     return LocalMatch(inliers, region, min(1.0, clipped / full))
+
+
+def _distinct_spots(xy: Array) -> int:
+    """Points left after dropping each one within RANSAC_PIXELS of a point kept before it."""
+    near = np.linalg.norm(xy[:, None, :] - xy[None, :, :], axis=2) < RANSAC_PIXELS
+    kept = np.zeros(len(xy), dtype=bool)
+    for i in range(len(xy)):
+        kept[i] = not (near[i, :i] & kept[:i]).any()
+    return int(kept.sum())
 
 
 def _plausible(projected: Array, query: Keypoints, target: Keypoints) -> bool:
