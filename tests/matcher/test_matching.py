@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from lookalike_matcher.index import FingerprintIndex
-from lookalike_matcher.snapshot import keypoint_store, load_snapshot, save_snapshot
+from lookalike_matcher import index as index_module
+from lookalike_matcher.index import NO_HASH_PAIR, FingerprintIndex
+from lookalike_matcher.postings import descriptor_keys
+from lookalike_matcher.snapshot import empty_index, keypoint_store, load_snapshot, save_snapshot
+from lookalike_matcher.verify import Keypoints
 from lookalike_shared.contracts import Fingerprint
 from tests.fixtures.images import watermarked
 from tests.fixtures.matcher import SAMPLE_IDS, png_fingerprint, transformed_fingerprint
@@ -47,6 +50,27 @@ def test_crop_is_found_as_a_duplicate_with_the_region_it_came_from(
     assert region.w == pytest.approx(0.68, abs=0.04) and region.h == pytest.approx(0.7, abs=0.04)
     assert match.overlap.target == pytest.approx(0.68 * 0.7, abs=0.06)
     assert match.overlap.query > 0.9
+
+
+def test_quarter_crop_no_hash_window_meets_is_found_through_its_keypoints(
+    catalogue_index: FingerprintIndex, sample_catalogue: tuple[Path, Any]
+) -> None:
+    root, _ = sample_catalogue
+    # a quarter of the sheep photograph, off its centre: no region window is near it
+    query = transformed_fingerprint(
+        root,
+        "img-00020",
+        lambda im: im.crop(
+            (int(im.width * 0.45), int(im.height * 0.1), int(im.width * 0.95), int(im.height * 0.6))
+        ),
+    )
+    match = best(catalogue_index, query)
+    assert (match.image_id, match.match) == ("img-00020", "duplicate")
+    assert match.distance == NO_HASH_PAIR  # brought by shared descriptor keys alone
+    region = match.region
+    assert region.x == pytest.approx(0.45, abs=0.03) and region.y == pytest.approx(0.1, abs=0.03)
+    assert region.w == pytest.approx(0.5, abs=0.03) and region.h == pytest.approx(0.5, abs=0.03)
+    assert match.overlap.target == pytest.approx(0.25, abs=0.03)
 
 
 def test_framed_copy_is_found_with_the_artwork_filling_the_frame_opening(
@@ -230,6 +254,60 @@ def test_snapshot_restores_an_index_that_answers_the_same(
     assert loaded.index.get("img-00002") is None
     assert loaded.index.search(query) == index.search(query)
     assert loaded.index.search(query)[0].image_id == "img-00026"
+
+
+def test_snapshot_keeps_descriptor_keys_and_forgets_those_written_after_it(
+    tmp_path: Path, sample_fingerprints: dict[str, Fingerprint], sample_catalogue: tuple[Path, Any]
+) -> None:
+    root, _ = sample_catalogue
+    query = transformed_fingerprint(  # a quarter crop only descriptor keys bring
+        root,
+        "img-00001",
+        lambda im: im.crop(
+            (int(im.width * 0.45), int(im.height * 0.1), int(im.width * 0.95), int(im.height * 0.6))
+        ),
+    )
+    index = empty_index(tmp_path)
+    for image_id, fingerprint in sample_fingerprints.items():
+        if image_id != "img-00001":
+            index.upsert(image_id, 1, fingerprint)
+    index.upsert("img-00001", 1, sample_fingerprints["img-00001"])
+    save_snapshot(index, tmp_path, "topic-a", [0], {0: 27})
+    before = sorted(p.name for p in tmp_path.glob("postings-*.npy"))
+    assert before
+    # after the snapshot: a record that replay will apply again, sealed into its own segment
+    index.upsert("img-00001", 2, sample_fingerprints["img-00003"])
+    index.postings.seal()
+    assert sorted(p.name for p in tmp_path.glob("postings-*.npy")) != before
+    loaded = load_snapshot(tmp_path, "topic-a", [0])
+    assert loaded is not None
+    assert sorted(p.name for p in tmp_path.glob("postings-*.npy")) == before
+    match = best(loaded.index, query)
+    assert (match.image_id, match.version, match.match) == ("img-00001", 1, "duplicate")
+    assert match.distance == NO_HASH_PAIR
+
+
+def test_compaction_drops_the_descriptor_keys_of_deleted_images(
+    monkeypatch: pytest.MonkeyPatch, sample_fingerprints: dict[str, Fingerprint]
+) -> None:
+    monkeypatch.setattr(index_module, "COMPACT_FROM", 4)
+    index = FingerprintIndex()
+    for image_id, fingerprint in sample_fingerprints.items():
+        index.upsert(image_id, 1, fingerprint)
+    doomed = SAMPLE_IDS[:14]  # the 14th delete leaves more dead images than live: compaction
+    for image_id in doomed:
+        index.delete(image_id)
+    left = [f for i, f in sample_fingerprints.items() if i not in doomed and f.keypoints]
+    assert len(index.postings) == sum(
+        len(np.unique(descriptor_keys(stored_descriptors(f)))) for f in left
+    )
+    for image_id in doomed:
+        assert all(m.image_id not in doomed for m in index.search(sample_fingerprints[image_id]))
+
+
+def stored_descriptors(fingerprint: Fingerprint) -> np.ndarray:
+    assert fingerprint.keypoints
+    return Keypoints.from_bytes(Keypoints.raw_from_text(fingerprint.keypoints)).descriptors
 
 
 def three_stop_gradient(

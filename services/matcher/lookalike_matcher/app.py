@@ -93,6 +93,7 @@ async def search(request: web.Request) -> web.Response:
         index.search, parsed.fingerprint, parsed.limit, parsed.include_similar, trace
     )
     metrics.SEARCH_SECONDS.labels("hash").observe(trace.hash_seconds)
+    metrics.SEARCH_SECONDS.labels("local").observe(trace.local_seconds)
     metrics.SEARCH_SECONDS.labels("verify").observe(trace.verify_seconds)
     metrics.VERIFY_CANDIDATES.observe(trace.candidates)
     total = time.perf_counter() - started

@@ -67,6 +67,7 @@ from .appearance import (
 )
 from .hamming import HammingTable
 from .ids import ImageIds
+from .postings import KeypointPostings
 from .verify import Keypoints, KeypointStore, LocalMatch, hamming256, verify_local
 
 Array = np.ndarray
@@ -98,6 +99,11 @@ CENTRE_DELTA = 65536
 CENTRE_PREFIX_BYTES = 2.0
 COMPACT_FROM = 1024  # dead slots (and more than live ones) from which the tables compact
 SHORTLIST = 24  # images verified per query
+# Images the hash stage missed that share the most ORB descriptor keys with the query
+# (postings.py) are verified too: at most LOCAL_SHORTLIST, with LOCAL_MIN_VOTES keys or more.
+LOCAL_SHORTLIST = 8
+LOCAL_MIN_VOTES = 3
+NO_HASH_PAIR = 64  # the distance reported for a candidate that no hash pair brought
 # Scores: see the module docstring for how DUPLICATE_SCORE was chosen.
 DUPLICATE_SCORE = 60.0
 SIMILAR_SCORE = 15.0
@@ -126,6 +132,7 @@ class SearchTrace:
 
     hash_seconds: float = 0.0
     hash_cpu_seconds: float = 0.0  # this thread's CPU time: what the hash stage itself cost
+    local_seconds: float = 0.0  # candidates by shared descriptor keys
     verify_seconds: float = 0.0
     candidates: int = 0
     hash_pairs: int = 0
@@ -192,7 +199,9 @@ def _hex_to_bytes(value: str) -> bytes:
 class FingerprintIndex:
     """One writer (replay) and concurrent readers; writes take a lock."""
 
-    def __init__(self, keypoints: KeypointStore | None = None) -> None:
+    def __init__(
+        self, keypoints: KeypointStore | None = None, postings: KeypointPostings | None = None
+    ) -> None:
         self._lock = threading.Lock()
         self.content = HammingTable(
             delta_limit=CONTENT_DELTA, prefix_bytes_per_entry=CONTENT_PREFIX_BYTES
@@ -209,6 +218,7 @@ class FingerprintIndex:
             delta_limit=CONTENT_DELTA, prefix_bytes_per_entry=CONTENT_PREFIX_BYTES
         )
         self.keypoints = keypoints or KeypointStore()
+        self.postings = postings if postings is not None else KeypointPostings()
         self._slots = _Slots()
         self._names = ImageIds()  # image id <-> slot
         self._slot_count = 0  # slots ever used: [0, _slot_count)
@@ -314,6 +324,7 @@ class FingerprintIndex:
             if raw_kp:
                 s.kp_offset[slot] = self.keypoints.append(raw_kp)
                 s.kp_length[slot] = len(raw_kp)
+                self.postings.add(slot, Keypoints.from_bytes(raw_kp).descriptors)
             codes, tags = [hex_to_u64(fingerprint.phash)], [CONTENT]
             if fingerprint.untrimmed_phash_dihedral:
                 codes.append(hex_to_u64(fingerprint.untrimmed_phash_dihedral[0]))
@@ -374,6 +385,7 @@ class FingerprintIndex:
         took the slot over, which is checked against the query like any candidate."""
         for table in self._tables():
             table.compact()
+        self.postings.drop(np.array(self._dead_slots, dtype=np.int64))
         self._free_slots.extend(self._dead_slots)
         self._dead_slots = []
 
@@ -399,8 +411,9 @@ class FingerprintIndex:
         arrays: dict[str, Array],
         windows: list[list[list[float]]],
         keypoints: KeypointStore,
+        postings: KeypointPostings | None = None,
     ) -> FingerprintIndex:
-        index = cls(keypoints)
+        index = cls(keypoints, postings)
         for boxes in windows:
             index._window_set(tuple((x, y, w, h) for x, y, w, h in boxes))
         n = len(arrays["ids_length"])
@@ -486,6 +499,10 @@ class FingerprintIndex:
         trace.hash_cpu_seconds = time.thread_time() - cpu
         started = time.perf_counter()
         query_kp = Keypoints.from_text(query.keypoints) if query.keypoints else None
+        if query_kp is not None:
+            shortlist += self._local_stage(query_kp, {slot for slot, *_ in shortlist})
+        trace.local_seconds = time.perf_counter() - started
+        started = time.perf_counter()
         query_aspects = content_aspects(query)
         query256 = [
             _hex_to_bytes(h)
@@ -604,6 +621,24 @@ class FingerprintIndex:
             (int(slot[i]), int(dist[i]), int(transform[i]), int(region[i]), int(q_region[i]))
             for i in best
         ]
+
+    def _local_stage(
+        self, query_kp: Keypoints, shortlisted: set[int]
+    ) -> list[tuple[int, int, int, int, int]]:
+        """Live images off the hash shortlist with the most descriptor keys in common with
+        the query, as shortlist entries with no hash pair (verification alone decides)."""
+        slots, votes = self.postings.votes(query_kp.descriptors)
+        enough = votes >= LOCAL_MIN_VOTES
+        slots, votes = slots[enough], votes[enough]
+        picked: list[tuple[int, int, int, int, int]] = []
+        for i in np.lexsort((slots, -votes)):
+            slot = int(slots[i])
+            if slot in shortlisted or self._names.id_of(slot) is None:
+                continue  # already a candidate, or deleted (its postings not dropped yet)
+            picked.append((slot, NO_HASH_PAIR, 0, CONTENT, CONTENT))
+            if len(picked) == LOCAL_SHORTLIST:
+                break
+        return picked
 
     def _verify(
         self,

@@ -5,10 +5,16 @@ INDEX_ENTRIES = Gauge("lookalike_matcher_index_entries", "Hash entries (content 
 MEMORY_BYTES = Gauge(
     "lookalike_matcher_index_memory_bytes", "RAM held by the index's arrays and id map."
 )
+KEYPOINT_POSTINGS = Gauge(
+    "lookalike_matcher_keypoint_postings",
+    "Descriptor-key postings, in memory-mapped segment files (8 bytes each); deleted images'"
+    " stay until the index compacts.",
+)
 READY = Gauge("lookalike_matcher_ready", "1 when the index has caught up with the topic.")
 SEARCH_SECONDS = Histogram(
     "lookalike_matcher_search_duration_seconds",
-    "Search time by stage: fingerprint (uploads only), hash, verify, total.",
+    "Search time by stage: fingerprint (uploads only), hash, local (descriptor keys), verify,"
+    " total.",
     ["stage"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
 )

@@ -27,7 +27,7 @@ from . import metrics
 from .allocator import release_free_memory
 from .index import FingerprintIndex
 from .settings import MatcherSettings
-from .snapshot import keypoint_store, load_snapshot, save_snapshot
+from .snapshot import empty_index, load_snapshot, save_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +130,7 @@ class FingerprintReplay:
                 load_snapshot, folder, self.settings.fingerprint_topic, self.partitions
             )
         if snapshot is None:
-            store = keypoint_store(folder)
-            store.truncate(0)  # keypoints of an ignored snapshot are of no use
-            self.index.adopt(FingerprintIndex(store))
+            self.index.adopt(empty_index(folder))
             await consumer.seek_to_beginning(*tps)
             return
         self.index.adopt(snapshot.index)
@@ -192,6 +190,7 @@ class FingerprintReplay:
         self.applied += 1
         metrics.INDEX_IMAGES.set(len(self.index))
         metrics.INDEX_ENTRIES.set(self.index.entries)
+        metrics.KEYPOINT_POSTINGS.set(len(self.index.postings))
 
     @staticmethod
     async def _caught_up(consumer: AIOKafkaConsumer, targets: dict[TopicPartition, int]) -> bool:

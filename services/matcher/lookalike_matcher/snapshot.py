@@ -5,11 +5,15 @@
                             offset per partition it covers, the keypoint file's size then
       snapshot-<gen>.npz    every array of the index (uncompressed: loads at disk speed)
       keypoints.bin         the append-only KeypointStore (not copied: only its size counts)
+      postings-<gen>.npy    the descriptor-key segments (postings.py), immutable: the manifest
+                            names those the snapshot uses
 
 Writing: the arrays go to a new snapshot-<gen>.npz through a temporary file and a rename,
-then the manifest the same way; only then is the previous arrays file removed. A crash at
-any point leaves the previous manifest pointing at a complete file. A snapshot written for
-another topic, partition set or SNAPSHOT_SCHEMA is ignored with a log line.
+then the manifest the same way; only then are the previous arrays file and the postings
+segments no manifest names removed (merges may write segments between snapshots, but never
+delete one). A crash at any point leaves the previous manifest pointing at complete files.
+A snapshot written for another topic, partition set or SNAPSHOT_SCHEMA is ignored with a
+log line.
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ from pathlib import Path
 import numpy as np
 
 from .index import FingerprintIndex
+from .postings import KeypointPostings, remove_other_segments
 from .verify import KeypointStore
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_SCHEMA = 2  # 2: HammingTable layouts (codes sorted, packed words, prefix tables)
+# 2: HammingTable layouts (codes sorted, packed words, prefix tables); 3: postings segments
+SNAPSHOT_SCHEMA = 3
 MANIFEST = "manifest.json"
 KEYPOINTS = "keypoints.bin"
 
@@ -43,6 +49,16 @@ def keypoint_store(folder: Path | None) -> KeypointStore:
     return KeypointStore(folder / KEYPOINTS if folder else None)
 
 
+def empty_index(folder: Path | None) -> FingerprintIndex:
+    """An index that keeps its files in `folder`, whatever an ignored snapshot left there
+    removed (its keypoints and postings belong to records that will be replayed again)."""
+    store = keypoint_store(folder)
+    store.truncate(0)
+    if folder is not None:
+        remove_other_segments(folder, keep=[])
+    return FingerprintIndex(store, KeypointPostings(folder))
+
+
 def save_snapshot(
     index: FingerprintIndex,
     folder: Path,
@@ -55,6 +71,7 @@ def save_snapshot(
     started = time.perf_counter()
     arrays, windows = index.export()
     keypoint_bytes = index.keypoints.flush()
+    segments = index.postings.persist(folder)
     generation = time.time_ns()
     name = f"snapshot-{generation}.npz"
     tmp = folder / f".{name}.tmp"
@@ -70,6 +87,7 @@ def save_snapshot(
         "offsets": {str(p): o for p, o in sorted(offsets.items())},
         "arrays": name,
         "keypoints_bytes": keypoint_bytes,
+        "postings": segments,
         "window_sets": windows,
         "images": len(index),
         "written_at": time.time(),
@@ -78,6 +96,7 @@ def save_snapshot(
     for old in folder.glob("snapshot-*.npz"):
         if old.name != name:
             old.unlink(missing_ok=True)
+    remove_other_segments(folder, keep=segments)
     log.info(
         "snapshot written",
         extra={"images": len(index), "seconds": round(time.perf_counter() - started, 3)},
@@ -108,13 +127,15 @@ def load_snapshot(folder: Path, topic: str, partitions: list[int]) -> Snapshot |
     try:
         with np.load(folder / manifest["arrays"], allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
+        postings = KeypointPostings.open(folder, manifest["postings"])
     except (OSError, ValueError, KeyError) as exc:
         log.warning("snapshot arrays unreadable, ignored", extra={"error": str(exc)})
         return None
     store = keypoint_store(folder)
     # Keypoints appended after the snapshot belong to records that will be replayed again.
     store.truncate(int(manifest["keypoints_bytes"]))
-    index = FingerprintIndex.restore(arrays, manifest["window_sets"], store)
+    remove_other_segments(folder, keep=manifest["postings"])  # replayed again
+    index = FingerprintIndex.restore(arrays, manifest["window_sets"], store, postings)
     offsets = {int(p): int(o) for p, o in manifest["offsets"].items()}
     log.info(
         "snapshot loaded",

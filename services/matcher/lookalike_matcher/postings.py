@@ -1,0 +1,190 @@
+"""KeypointPostings: catalogue images that share ORB descriptors with a query (an inverted
+file), so a heavy crop whose hashes meet no region window still reaches verification.
+
+Each stored keypoint gives KEY_TABLES keys, each KEY_BYTES bytes of its descriptor (ORB's
+tests were chosen to be uncorrelated, so neighbouring bytes serve as well as scattered bits).
+A true pair of descriptors (a crop, a turn, a tilt) agrees on a 24-bit key often enough
+that the original collects tens of keys from a 50% crop, while an unrelated image collects
+a few by chance. A candidate's votes are the distinct query keys found among its postings.
+
+A posting is one uint64, key << 32 | slot. Postings gather in RAM (at most DELTA_LIMIT),
+then go to an immutable sorted segment, a .npy file beside the snapshot that searches
+memory-map: the page cache holds what is hot, RAM holds no posting per image. Segments are
+merged as they pile up (a newer one at least half the size of the one before is merged into
+it), so there are O(log n) of them and each posting is rewritten O(log n) times. Postings of
+deleted images stay until the index compacts and drops them; until then searches skip their
+slots. Without a folder (tests, benchmarks) segments stay in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+Array = np.ndarray
+
+KEY_BYTES = 3  # a 24-bit key
+KEY_TABLES = 4  # keys per keypoint, from descriptor bytes 0-11
+DELTA_LIMIT = 1 << 17  # postings held in RAM (1 MiB) before they become a segment
+# A key with more postings than this in a segment (flat patches, hatching: ORB's commonest
+# descriptors) says little and costs much, so it is skipped: BUSY_MIN, or BUSY_FACTOR times
+# what a key would hold if keys were spread evenly.
+BUSY_MIN = 64
+BUSY_FACTOR = 16
+SEGMENT_GLOB = "postings-*.npy"
+_KEY_SPACE = KEY_TABLES << (8 * KEY_BYTES)
+_SLOT_MASK = np.uint64(0xFFFFFFFF)
+
+
+def descriptor_keys(descriptors: Array) -> Array:
+    """(n, 32) uint8 ORB descriptors -> (n, KEY_TABLES) uint64 keys, the table in the top bits."""
+    d = np.ascontiguousarray(descriptors[:, : KEY_BYTES * KEY_TABLES], dtype=np.uint8)
+    parts = d.reshape(len(d), KEY_TABLES, KEY_BYTES).astype(np.uint64)
+    keys = np.zeros((len(d), KEY_TABLES), dtype=np.uint64)
+    for b in range(KEY_BYTES):
+        keys |= parts[:, :, b] << np.uint64(8 * b)
+    return keys | (np.arange(KEY_TABLES, dtype=np.uint64) << np.uint64(8 * KEY_BYTES))
+
+
+class KeypointPostings:
+    """One writer (under the index's lock) and concurrent readers. Readers take the segment
+    list and the delta as they find them: attribute swaps are atomic, and a posting seen both
+    in the delta and in a fresh segment counts once."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
+        self._segments: list[tuple[str | None, Array]] = []  # (file name, sorted postings)
+        self._delta = np.zeros(DELTA_LIMIT, dtype=np.uint64)
+        self._delta_count = 0
+
+    def __len__(self) -> int:
+        """Postings held, those of deleted images not yet dropped included."""
+        return self._delta_count + sum(len(array) for _, array in self._segments)
+
+    @property
+    def segment_names(self) -> list[str]:
+        return [name for name, _ in self._segments if name is not None]
+
+    def disk_bytes(self) -> int:
+        return 8 * sum(len(array) for name, array in self._segments if name is not None)
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def add(self, slot: int, descriptors: Array) -> None:
+        postings = (descriptor_keys(descriptors).ravel() << np.uint64(32)) | np.uint64(slot)
+        postings = np.unique(postings)  # a keypoint repeated in one image votes once
+        if self._delta_count + len(postings) > DELTA_LIMIT:
+            self.seal()
+        self._delta[self._delta_count : self._delta_count + len(postings)] = postings
+        self._delta_count += len(postings)
+
+    def seal(self) -> None:
+        """Turn the postings in RAM into a sorted segment (and merge segments that piled up)."""
+        if self._delta_count == 0:
+            return
+        fresh = np.sort(self._delta[: self._delta_count])
+        self._segments = [*self._segments, self._store(fresh)]
+        self._delta = np.zeros(DELTA_LIMIT, dtype=np.uint64)
+        self._delta_count = 0
+        while len(self._segments) >= 2 and len(self._segments[-2][1]) <= 2 * len(
+            self._segments[-1][1]
+        ):
+            merged = np.sort(
+                np.concatenate([self._segments[-2][1], self._segments[-1][1]]), kind="stable"
+            )  # two sorted runs: timsort merges them in linear time
+            self._segments = [*self._segments[:-2], self._store(merged)]
+
+    def drop(self, slots: Array) -> None:
+        """Forget the postings of these slots (their images are gone): one segment is left."""
+        self.seal()
+        if not self._segments:
+            return
+        dead = np.asarray(slots, dtype=np.uint64)
+        kept = [
+            array[~np.isin(array & _SLOT_MASK, dead)] for _, array in self._segments if len(array)
+        ]
+        merged = np.sort(np.concatenate(kept), kind="stable") if kept else np.zeros(0, np.uint64)
+        self._segments = [self._store(merged)]
+
+    def _store(self, postings: Array) -> tuple[str | None, Array]:
+        if self.folder is None:
+            return None, postings
+        name = write_segment(self.folder, postings)
+        return name, np.load(self.folder / name, mmap_mode="r")
+
+    # --- snapshots -----------------------------------------------------------------------------
+
+    def persist(self, folder: Path) -> list[str]:
+        """The segment files in `folder` that hold every posting (what is in RAM is sealed
+        first; postings kept in memory are written to one file)."""
+        self.seal()
+        if self.folder == folder:
+            return self.segment_names
+        if not self._segments:
+            return []
+        every = np.sort(np.concatenate([array for _, array in self._segments]), kind="stable")
+        return [write_segment(folder, every)]
+
+    @classmethod
+    def open(cls, folder: Path, names: list[str]) -> KeypointPostings:
+        """The postings of a snapshot (raises OSError or ValueError if a segment is unreadable)."""
+        postings = cls(folder)
+        postings._segments = [(name, np.load(folder / name, mmap_mode="r")) for name in names]
+        return postings
+
+    # --- search ------------------------------------------------------------------------------
+
+    def votes(self, descriptors: Array) -> tuple[Array, Array]:
+        """(slots, votes): every slot sharing a key with the query, and how many distinct
+        query keys it shares."""
+        query = np.unique(descriptor_keys(descriptors).ravel())
+        segments, delta = self._segments, self._delta[: self._delta_count]
+        found = [self._in_segment(array, query) for _, array in segments]
+        if len(delta):
+            hit = np.isin(delta >> np.uint64(32), query)
+            found.append(delta[hit])
+        postings = np.unique(np.concatenate(found)) if found else np.zeros(0, np.uint64)
+        # sorted by key, then slot: count each slot once per key
+        slots = (postings & _SLOT_MASK).astype(np.int64)
+        slot_ids, counts = np.unique(slots, return_counts=True)
+        return slot_ids, counts
+
+    @staticmethod
+    def _in_segment(array: Array, query: Array) -> Array:
+        shift = np.uint64(32)
+        lo = np.searchsorted(array, query << shift)
+        hi = np.searchsorted(array, (query + np.uint64(1)) << shift)
+        busy = max(BUSY_MIN, BUSY_FACTOR * len(array) // _KEY_SPACE)
+        length = hi - lo
+        keep = (length > 0) & (length <= busy)
+        lo, length = lo[keep], length[keep]
+        if len(lo) == 0:
+            return np.zeros(0, np.uint64)
+        starts = np.repeat(lo - np.cumsum(length) + length, length)
+        return np.asarray(array[starts + np.arange(int(length.sum()))])
+
+
+def write_segment(folder: Path, postings: Array) -> str:
+    """Write sorted postings to a new segment file (through a rename: never half-written)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"postings-{time.time_ns()}.npy"
+    tmp = folder / f".{name}.tmp"
+    with open(tmp, "wb") as out:
+        np.save(out, postings)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, folder / name)
+    return name
+
+
+def remove_other_segments(folder: Path, keep: list[str]) -> None:
+    """Delete the segment files in `folder` but those named (merged away since the last
+    snapshot, or written after the snapshot being loaded)."""
+    if not folder.exists():
+        return
+    for path in folder.glob(SEGMENT_GLOB):
+        if path.name not in keep:
+            path.unlink(missing_ok=True)

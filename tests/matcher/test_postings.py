@@ -1,0 +1,137 @@
+"""Descriptor-key postings bring the original of a heavy crop, in RAM, in segments and from
+a snapshot's files; and a local match needs more than four spots."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lookalike_matcher import postings as postings_module
+from lookalike_matcher.postings import KeypointPostings, remove_other_segments
+from lookalike_matcher.verify import Keypoints, verify_local
+from lookalike_shared.contracts import Fingerprint
+from tests.fixtures.matcher import SAMPLE_IDS, transformed_fingerprint
+
+
+def stored(fingerprint: Fingerprint) -> Keypoints:
+    """The keypoints the index keeps of a catalogue image."""
+    assert fingerprint.keypoints
+    return Keypoints.from_bytes(Keypoints.raw_from_text(fingerprint.keypoints))
+
+
+def filled(
+    sample_fingerprints: dict[str, Fingerprint], folder: Path | None = None
+) -> KeypointPostings:
+    postings = KeypointPostings(folder)
+    for slot, image_id in enumerate(SAMPLE_IDS):
+        if sample_fingerprints[image_id].keypoints:
+            postings.add(slot, stored(sample_fingerprints[image_id]).descriptors)
+    return postings
+
+
+def top_slot(postings: KeypointPostings, query: Fingerprint) -> int:
+    assert query.keypoints
+    slots, votes = postings.votes(Keypoints.from_text(query.keypoints).descriptors)
+    return int(slots[np.argmax(votes)])
+
+
+def quarter_crop(image_id: str, root: Path) -> Fingerprint:
+    """The upper right quarter of the picture, a little in from its edges."""
+    return transformed_fingerprint(
+        root,
+        image_id,
+        lambda im: im.crop(
+            (int(im.width * 0.45), int(im.height * 0.1), int(im.width * 0.95), int(im.height * 0.6))
+        ),
+    )
+
+
+TEXTURED = ["img-00001", "img-00005", "img-00012", "img-00020", "img-00025"]
+
+
+def votes_of(postings: KeypointPostings, query: Fingerprint) -> dict[int, int]:
+    assert query.keypoints
+    slots, votes = postings.votes(Keypoints.from_text(query.keypoints).descriptors)
+    return dict(zip(slots.tolist(), votes.tolist(), strict=True))
+
+
+def test_a_quarter_crop_gives_its_original_the_most_votes(
+    sample_fingerprints: dict[str, Fingerprint], sample_catalogue: tuple[Path, Any]
+) -> None:
+    root, _ = sample_catalogue
+    postings = filled(sample_fingerprints)
+    for image_id in TEXTURED:
+        assert top_slot(postings, quarter_crop(image_id, root)) == SAMPLE_IDS.index(image_id)
+
+
+def test_segments_and_their_merges_vote_as_postings_in_ram_do(
+    monkeypatch: pytest.MonkeyPatch,
+    sample_fingerprints: dict[str, Fingerprint],
+    sample_catalogue: tuple[Path, Any],
+) -> None:
+    root, _ = sample_catalogue
+    queries = [quarter_crop(image_id, root) for image_id in TEXTURED]
+    in_ram = filled(sample_fingerprints)
+    monkeypatch.setattr(postings_module, "DELTA_LIMIT", 1024)  # a segment every 2-3 images
+    in_segments = filled(sample_fingerprints)
+    segments = len(in_segments._segments)
+    assert 1 < segments <= math.log2(len(in_segments) / 1024) + 2  # merged as they pile up
+    assert len(in_segments) == len(in_ram)
+    for query in queries:
+        assert votes_of(in_segments, query) == votes_of(in_ram, query)
+
+
+def test_dropped_slots_get_no_votes_and_the_rest_keep_theirs(
+    sample_fingerprints: dict[str, Fingerprint], sample_catalogue: tuple[Path, Any]
+) -> None:
+    root, _ = sample_catalogue
+    query = quarter_crop("img-00020", root)
+    postings = filled(sample_fingerprints)
+    before = votes_of(postings, query)
+    gone = SAMPLE_IDS.index("img-00020")
+    postings.drop(np.array([gone]))
+    after = votes_of(postings, query)
+    assert gone in before and gone not in after
+    assert after == {slot: n for slot, n in before.items() if slot != gone}
+
+
+def test_segment_files_reopen_with_the_same_votes(
+    tmp_path: Path, sample_fingerprints: dict[str, Fingerprint], sample_catalogue: tuple[Path, Any]
+) -> None:
+    root, _ = sample_catalogue
+    query = quarter_crop("img-00005", root)
+    on_disk = filled(sample_fingerprints, tmp_path)
+    names = on_disk.persist(tmp_path)
+    assert names and all((tmp_path / name).exists() for name in names)
+    stale = tmp_path / "postings-1.npy"  # e.g. merged away since
+    np.save(stale, np.zeros(3, np.uint64))
+    remove_other_segments(tmp_path, keep=names)
+    assert not stale.exists()
+    reopened = KeypointPostings.open(tmp_path, names)
+    assert votes_of(reopened, query) == votes_of(on_disk, query)
+    # an index kept in memory writes all its postings to the snapshot's folder
+    in_memory = filled(sample_fingerprints)
+    (written,) = in_memory.persist(tmp_path / "elsewhere")
+    copy = KeypointPostings.open(tmp_path / "elsewhere", [written])
+    assert votes_of(copy, query) == votes_of(in_memory, query)
+
+
+def keypoints_at(spots: np.ndarray, descriptors: np.ndarray, side: int = 256) -> Keypoints:
+    return Keypoints(side, side, spots.astype(np.float32), descriptors)
+
+
+@pytest.mark.parametrize(("spots", "matched"), [(4, False), (8, True)])
+def test_matches_stacked_on_four_spots_prove_nothing(spots: int, matched: bool) -> None:
+    # 16 keypoint pairs with identical descriptors, which a shift and a scale relate exactly;
+    # on four spots (a corner found at several pyramid levels) any homography fits them
+    rng = np.random.default_rng(3)
+    descriptors = rng.integers(0, 256, (16, 32), dtype=np.uint8)
+    centres = rng.uniform(40, 200, (spots, 2))
+    where = centres[np.arange(16) % spots] + rng.uniform(-1, 1, (16, 2))
+    query = keypoints_at(where, descriptors)
+    target = keypoints_at(where * 0.8 + 20, descriptors)
+    assert (verify_local(query, target) is not None) is matched
