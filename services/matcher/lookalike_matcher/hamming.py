@@ -41,6 +41,8 @@ from itertools import combinations
 
 import numpy as np
 
+from .sorting import counted_unique, sorted_unique
+
 Array = np.ndarray
 
 DEFAULT_PARTS = 3  # 22 + 21 + 21 bits: about log2 of the entries of a large table
@@ -440,7 +442,7 @@ class HammingTable:
     def _scan_is_cheaper(self, v: _View, radii: Array) -> bool:
         n = v.merged
         work = 0.0
-        for r, count in zip(*np.unique(radii, return_counts=True), strict=True):
+        for r, count in zip(*counted_unique(radii), strict=True):
             for p, s in enumerate(split_radius(int(r), self.widths)):
                 probes = probe_count(v.layouts[p].bits, s) * int(count)
                 work += probes * (PROBE_COST + n / 2.0 ** v.layouts[p].bits)
@@ -471,7 +473,7 @@ class HammingTable:
         near_q: list[Array] = []
         near_bucket: list[Array] = []
         rmax = int(radii.max())
-        groups = [(int(r), np.flatnonzero(radii == r)) for r in np.unique(radii)]
+        groups = [(int(r), np.flatnonzero(radii == r)) for r in sorted_unique(radii)]
         splits = {r: split_radius(r, self.widths) for r, _ in groups}
         for p, layout in enumerate(v.layouts):
             bits = layout.bits
@@ -517,7 +519,7 @@ class HammingTable:
             # Each (query, layout-0 bucket) once, then every code in the bucket checked whole.
             nq = np.concatenate(near_q).astype(np.int64)
             nb = np.concatenate(near_bucket).astype(np.int64)
-            pair = np.unique(nq << 32 | nb)
+            pair = sorted_unique(nq << 32 | nb)
             nq, nb = pair >> 32, pair & 0xFFFFFFFF
             lo, hi = self._ranges(v.layouts[0], 0, nb)
             hit, lo, lengths, ends = _runs(lo, hi)
@@ -533,7 +535,7 @@ class HammingTable:
         q = np.concatenate(hits_q).astype(np.int64)
         at = np.concatenate(hits_at).astype(np.int64)
         if len(q) > 1:  # an entry found through several substrings is reported once
-            key = np.unique(q * v.merged + at)
+            key = sorted_unique(q * v.merged + at)
             q, at = key // v.merged, key % v.merged
         d = np.bitwise_count(v.layouts[0].words[at] ^ queries[q]).astype(np.int64)
         return q, at, d

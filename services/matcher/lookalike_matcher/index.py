@@ -451,8 +451,12 @@ class FingerprintIndex:
         content_codes: Array,
         region_codes: Array,
         windows: tuple[Box, ...],
+        keypoint_keys: Array | None = None,
+        keypoints: bytes = b"",
     ) -> None:
-        """Add many images with the same region windows at once: region_codes is (n, R)."""
+        """Add many images with the same region windows at once: region_codes is (n, R);
+        keypoint_keys (n, K) their descriptor keys (postings.descriptor_keys), if any, and
+        keypoints one packed set of keypoints they all share, if any."""
         n, r = region_codes.shape
         with self._lock:
             first = self._slot_count
@@ -481,6 +485,11 @@ class FingerprintIndex:
                 )
             for table in self._tables():
                 table.merge()
+            if keypoints:
+                s.kp_offset[first:need] = self.keypoints.append(keypoints)
+                s.kp_length[first:need] = len(keypoints)
+            if keypoint_keys is not None:
+                self.postings.add_many(slots, keypoint_keys)
 
     # --- search ------------------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .sorting import counted_unique, sorted_unique
+
 Array = np.ndarray
 
 KEY_BYTES = 3  # a 24-bit key
@@ -75,7 +77,7 @@ class KeypointPostings:
 
     def add(self, slot: int, descriptors: Array) -> None:
         postings = (descriptor_keys(descriptors).ravel() << np.uint64(32)) | np.uint64(slot)
-        postings = np.unique(postings)  # a keypoint repeated in one image votes once
+        postings = sorted_unique(postings)  # a keypoint repeated in one image votes once
         if self._delta_count + len(postings) > DELTA_LIMIT:
             self.seal()
         self._delta[self._delta_count : self._delta_count + len(postings)] = postings
@@ -86,9 +88,18 @@ class KeypointPostings:
         if self._delta_count == 0:
             return
         fresh = np.sort(self._delta[: self._delta_count])
-        self._segments = [*self._segments, self._store(fresh)]
         self._delta = np.zeros(DELTA_LIMIT, dtype=np.uint64)
         self._delta_count = 0
+        self._push(fresh)
+
+    def add_many(self, slots: Array, keys: Array) -> None:
+        """Bulk load (benchmarks): keys (n, k) of descriptor_keys' form for n slots, as one
+        segment."""
+        postings = (keys.astype(np.uint64) << np.uint64(32)) | slots.astype(np.uint64)[:, None]
+        self._push(sorted_unique(postings))
+
+    def _push(self, fresh: Array) -> None:
+        self._segments = [*self._segments, self._store(fresh)]
         while len(self._segments) >= 2 and len(self._segments[-2][1]) <= 2 * len(
             self._segments[-1][1]
         ):
@@ -140,17 +151,16 @@ class KeypointPostings:
     def votes(self, descriptors: Array) -> tuple[Array, Array]:
         """(slots, votes): every slot sharing a key with the query, and how many distinct
         query keys it shares."""
-        query = np.unique(descriptor_keys(descriptors).ravel())
+        query = sorted_unique(descriptor_keys(descriptors))
         segments, delta = self._segments, self._delta[: self._delta_count]
         found = [self._in_segment(array, query) for _, array in segments]
         if len(delta):
             hit = np.isin(delta >> np.uint64(32), query)
             found.append(delta[hit])
-        postings = np.unique(np.concatenate(found)) if found else np.zeros(0, np.uint64)
+        postings = sorted_unique(np.concatenate(found)) if found else np.zeros(0, np.uint64)
         # sorted by key, then slot: count each slot once per key
         slots = (postings & _SLOT_MASK).astype(np.int64)
-        slot_ids, counts = np.unique(slots, return_counts=True)
-        return slot_ids, counts
+        return counted_unique(slots)
 
     @staticmethod
     def _in_segment(array: Array, query: Array) -> Array:
