@@ -2,16 +2,23 @@
 millions of indexed images, against faiss IndexBinaryFlat exact search in the same run.
 
 The index is filled with synthetic fingerprints (random 64-bit content and region codes,
-the region-window layout of real fingerprints) and real fingerprints of the sample images
-are planted among them; queries are transformed copies of those (resized, cropped, framed,
-flipped, turned), fingerprinted once up front. For each size:
+the region-window layout of real fingerprints; up to --postings-up-to images, descriptor-key
+postings too, in segment files on disk as the service keeps them, and keypoints to verify)
+and real fingerprints of the sample images are planted among them; queries are transformed
+copies of those (resized, cropped, framed, flipped, turned), fingerprinted once up front.
+For each size:
 
 - hash stage: the matcher's multi-index-hashing lookups (every query code at its radius)
   vs faiss IndexBinaryFlat range search with the same codes and radii on the same entries,
   one thread each; wall clock, and the searching thread's CPU time (on a shared machine
   the wall p99 also counts time other processes held the core);
-- full search: hash stage + verification (256-bit hash, ORB + RANSAC) of the short list;
-- RAM per image: the index's arrays and id map, divided by the images;
+- local stage: the images sharing the most descriptor keys with the query (postings.py).
+  Synthetic postings follow real keys' skew: each synthetic keypoint's keys are those of a
+  real keypoint with probability REAL_KEY_SHARE, else uniform; all synthetic images share
+  one set of random keypoints, so verifying one costs what an unrelated image does;
+- full search: hash stage + local stage + verification (256-bit hash, ORB + RANSAC);
+- RAM per image: the index's arrays and id map, divided by the images (postings are on
+  disk: their bytes per image are shown apart);
 - add and delete throughput through upsert()/delete() of real fingerprints (enough adds
   that the table merges they cause are in the time);
 - restart: snapshot written, then loaded into a fresh index (at the smallest size >= 1M).
@@ -33,7 +40,6 @@ import gc
 import io
 import itertools
 import random
-import resource
 import shutil
 import sys
 import tempfile
@@ -52,11 +58,15 @@ from robustness import FAMILIES, package_images
 from lookalike_matcher import index as index_module
 from lookalike_matcher.appearance import QueryAppearance
 from lookalike_matcher.index import FingerprintIndex, SearchTrace, hex_to_u64
+from lookalike_matcher.postings import KEY_BYTES, KEY_TABLES, KeypointPostings, descriptor_keys
 from lookalike_matcher.snapshot import keypoint_store, load_snapshot, save_snapshot
+from lookalike_matcher.verify import STORED_KEYPOINTS, Keypoints
 from lookalike_shared.contracts import Box, Fingerprint, FingerprintRecord
-from lookalike_shared.fingerprint import REGION_WINDOWS, fingerprint_bytes
+from lookalike_shared.fingerprint import REGION_WINDOWS, fingerprint_bytes, pack_keypoints
 
-QUERY_FAMILIES = ("resize_50", "jpeg_30", "crop_20", "border_10", "flip", "rotate_90")
+QUERY_FAMILIES = ("resize_50", "jpeg_30", "crop_20", "crop_50", "border_10", "flip", "rotate_90")
+REAL_KEY_SHARE = 0.1
+KEY_CHUNK = 100_000  # synthetic images whose postings are made (and sorted) at once
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -111,8 +121,43 @@ def query_codes(fp: Fingerprint) -> list[tuple[str, np.ndarray, int]]:
     ]
 
 
-def fill(index: FingerprintIndex, n: int, rng: np.random.Generator, chunk: int) -> float:
+def real_key_pool(fingerprints: list[Fingerprint]) -> np.ndarray:
+    """(n, KEY_TABLES) descriptor keys of the keypoints real catalogue images store."""
+    return np.concatenate(
+        [
+            descriptor_keys(Keypoints.from_bytes(Keypoints.raw_from_text(fp.keypoints)).descriptors)
+            for fp in fingerprints
+            if fp.keypoints
+        ]
+    )
+
+
+def synthetic_keys(pool: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """(k, STORED_KEYPOINTS * KEY_TABLES) keys: a real keypoint's, or uniform."""
+    shape = (k, STORED_KEYPOINTS)
+    real = pool[rng.integers(0, len(pool), shape)]
+    tables = np.arange(KEY_TABLES, dtype=np.uint64) << np.uint64(8 * KEY_BYTES)
+    uniform = rng.integers(0, 1 << (8 * KEY_BYTES), (*shape, KEY_TABLES), dtype=np.uint64)
+    keys = np.where(rng.random((*shape, 1)) < REAL_KEY_SHARE, real, uniform | tables)
+    return keys.reshape(k, -1)
+
+
+def random_keypoints(rng: np.random.Generator) -> bytes:
+    xy = rng.uniform(0, 255, (STORED_KEYPOINTS, 2)).astype(np.float32)
+    descriptors = rng.integers(0, 256, (STORED_KEYPOINTS, 32), dtype=np.uint8)
+    return Keypoints.raw_from_text(pack_keypoints(256, 256, xy, descriptors))
+
+
+def fill(
+    index: FingerprintIndex,
+    n: int,
+    rng: np.random.Generator,
+    chunk: int,
+    key_pool: np.ndarray | None,
+) -> float:
     windows = tuple(Box(x=x, y=y, w=w, h=h) for x, y, w, h in REGION_WINDOWS)
+    keypoints = random_keypoints(rng) if key_pool is not None else b""
+    chunk = min(chunk, KEY_CHUNK) if key_pool is not None else chunk
     started = time.perf_counter()
     for start in range(0, n, chunk):
         k = min(chunk, n - start)
@@ -122,6 +167,8 @@ def fill(index: FingerprintIndex, n: int, rng: np.random.Generator, chunk: int) 
             rng.integers(0, 2**64, k, dtype=np.uint64, endpoint=False),
             rng.integers(0, 2**64, (k, len(windows)), dtype=np.uint64, endpoint=False),
             windows,
+            keypoint_keys=synthetic_keys(key_pool, k, rng) if key_pool is not None else None,
+            keypoints=keypoints,
         )
     return time.perf_counter() - started
 
@@ -153,8 +200,13 @@ def faiss_search(tables: dict[str, Any], fp: Fingerprint) -> int:
 
 
 def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
+    """Resident private memory: what the process holds itself. Mapped segment files' pages
+    are page cache the kernel can take back, so they are left out."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no RssAnon in /proc/self/status")
 
 
 def real_image_memory(fingerprints: list[Fingerprint], count: int) -> dict[str, float]:
@@ -206,18 +258,41 @@ def bench_size(
     rng = np.random.default_rng(n)
     gc.collect()
     rss_before = rss_bytes()
-    index = FingerprintIndex()
-    fill_seconds = fill(index, n - len(originals), rng, args.chunk)
-    for i, fp in enumerate(originals):
-        index.upsert(f"real-{i}", 1, fp)
-    index.merge()
-    rss_after = rss_bytes()
-    res: dict[str, float] = {"images": len(index), "fill_s": fill_seconds}
+    with_postings = n <= args.postings_up_to
+    files = Path(tempfile.mkdtemp(prefix="lookalike-bench-"))
+    try:
+        index = FingerprintIndex(keypoint_store(files), KeypointPostings(files))
+        key_pool = real_key_pool(originals) if with_postings else None
+        fill_seconds = fill(index, n - len(originals), rng, args.chunk, key_pool)
+        for i, fp in enumerate(originals):
+            index.upsert(f"real-{i}", 1, fp)
+        index.merge()
+        index.postings.seal()
+        rss_after = rss_bytes()
+        res = measure(index, files, n, originals, queries, args, restart)
+        res["fill_s"] = fill_seconds
+        res["rss_per_image"] = (rss_after - rss_before) / len(index)
+        res["postings_per_image"] = index.postings.disk_bytes() / len(index)
+        return res
+    finally:
+        keypoint_store(None).close()
+        shutil.rmtree(files, ignore_errors=True)
+
+
+def measure(
+    index: FingerprintIndex,
+    files: Path,
+    n: int,
+    originals: list[Fingerprint],
+    queries: list[tuple[int, Fingerprint]],
+    args: argparse.Namespace,
+    restart: bool,
+) -> dict[str, float]:
+    res: dict[str, float] = {"images": len(index)}
     res["bytes_per_image"] = index.nbytes() / len(index)
-    res["rss_per_image"] = (rss_after - rss_before) / len(index)
 
     chosen = queries[: args.queries]
-    hash_ms, cpu_ms, full_ms, found = [], [], [], 0
+    hash_ms, cpu_ms, local_ms, full_ms, found = [], [], [], [], 0
     for _ in range(args.repeat):
         for source, fp in chosen:
             trace = SearchTrace()
@@ -226,9 +301,11 @@ def bench_size(
             full_ms.append((time.perf_counter() - started) * 1000)
             hash_ms.append(trace.hash_seconds * 1000)
             cpu_ms.append(trace.hash_cpu_seconds * 1000)
+            local_ms.append(trace.local_seconds * 1000)
             found += any(m.image_id == f"real-{source}" for m in matches[:1])
     res["hash_p50"], res["hash_p99"] = percentile(hash_ms, 50), percentile(hash_ms, 99)
     res["cpu_p50"], res["cpu_p99"] = percentile(cpu_ms, 50), percentile(cpu_ms, 99)
+    res["local_p50"], res["local_p99"] = percentile(local_ms, 50), percentile(local_ms, 99)
     res["full_p50"], res["full_p99"] = percentile(full_ms, 50), percentile(full_ms, 99)
     res["top1"] = found / (len(chosen) * args.repeat)
 
@@ -257,23 +334,17 @@ def bench_size(
         index.delete(f"w{k}")
     res["deletes_per_s"] = count / (time.perf_counter() - started)
 
-    if restart:
-        folder = Path(tempfile.mkdtemp(prefix="lookalike-bench-"))
-        try:
-            started = time.perf_counter()
-            save_snapshot(index, folder, "bench", [0], {0: n})
-            res["snapshot_s"] = time.perf_counter() - started
-            del index
-            gc.collect()
-            started = time.perf_counter()
-            loaded = load_snapshot(folder, "bench", [0])
-            res["restart_s"] = time.perf_counter() - started
-            assert loaded is not None and len(loaded.index) == res["images"]
-            source, fp = chosen[0]
-            assert loaded.index.search(fp, limit=1)[0].image_id == f"real-{source}"
-            keypoint_store(None).close()
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+    if restart:  # in the folder the index keeps its files in, as the service does
+        started = time.perf_counter()
+        save_snapshot(index, files, "bench", [0], {0: n})
+        res["snapshot_s"] = time.perf_counter() - started
+        gc.collect()
+        started = time.perf_counter()
+        loaded = load_snapshot(files, "bench", [0])
+        res["restart_s"] = time.perf_counter() - started
+        assert loaded is not None and len(loaded.index) == res["images"]
+        source, fp = chosen[0]
+        assert loaded.index.search(fp, limit=1)[0].image_id == f"real-{source}"
     return res
 
 
@@ -292,6 +363,12 @@ def main() -> None:
     parser.add_argument("--real-images", type=int, default=3000, help="for RAM per real image")
     parser.add_argument("--chunk", type=int, default=2_000_000)
     parser.add_argument("--no-faiss", action="store_true")
+    parser.add_argument(
+        "--postings-up-to",
+        type=int,
+        default=1_000_000,
+        help="sizes up to this get descriptor-key postings (8 B x 512 a synthetic image on disk)",
+    )
     args = parser.parse_args()
     sizes = [100_000, 1_000_000] if args.quick else [int(s) for s in args.sizes.split(",")]
 
@@ -318,8 +395,10 @@ def main() -> None:
     print()
     print(
         f"{'images':>12} {'hash p50':>9} {'hash p99':>9} {'cpu p50':>8} {'cpu p99':>8}"
-        f" {'faiss p50':>10} {'faiss p99':>10} {'x faster':>9} {'full p50':>9} {'full p99':>9}"
-        f" {'top-1':>6} {'B/image':>8} {'RSS B/img':>10} {'adds/s':>8} {'dels/s':>8}"
+        f" {'faiss p50':>10} {'faiss p99':>10} {'x faster':>9} {'local p50':>10}"
+        f" {'local p99':>10} {'full p50':>9} {'full p99':>9}"
+        f" {'top-1':>6} {'B/image':>8} {'RSS B/img':>10} {'disk B/img':>11}"
+        f" {'adds/s':>8} {'dels/s':>8}"
     )
     for r in rows:
         faiss50 = r.get("faiss_p50", float("nan"))
@@ -329,8 +408,10 @@ def main() -> None:
             f"{int(r['images']):>12,} {r['hash_p50']:>7.2f}ms {r['hash_p99']:>7.2f}ms"
             f" {r['cpu_p50']:>6.2f}ms {r['cpu_p99']:>6.2f}ms"
             f" {faiss50:>8.1f}ms {faiss99:>8.1f}ms {faster:>8.1f}x"
+            f" {r['local_p50']:>8.2f}ms {r['local_p99']:>8.2f}ms"
             f" {r['full_p50']:>7.2f}ms {r['full_p99']:>7.2f}ms {r['top1']:>6.2f}"
             f" {r['bytes_per_image']:>8.0f} {r['rss_per_image']:>10.0f}"
+            f" {r['postings_per_image']:>11.0f}"
             f" {r['adds_per_s']:>8.0f} {r['deletes_per_s']:>8.0f}"
         )
     for r in rows:
