@@ -24,9 +24,9 @@ For each size:
 - restart: snapshot written, then loaded into a fresh index (at the smallest size >= 1M).
 
 Before that, RAM per real image: a few thousand FingerprintRecords of real fingerprints
-(originals and transformed copies), parsed and applied as the replay does, into an index with
-its keypoint file on disk as the service runs; the process's RSS growth per image, as a soak
-would see it, next to what the index counts.
+(originals and transformed copies), parsed and applied as the replay does, into an index
+with its keypoint and postings files on disk as the service runs; the process's private RSS
+growth per image, as a soak would see it, next to what the index counts.
 
     .venv/bin/python bench/matcher.py                      # 1M and 10M (~20 min, ~16 GB)
     .venv/bin/python bench/matcher.py --quick              # 100k and 1M
@@ -222,7 +222,7 @@ def real_image_memory(fingerprints: list[Fingerprint], count: int) -> dict[str, 
     ]
     folder = Path(tempfile.mkdtemp(prefix="lookalike-bench-"))
     try:
-        index = FingerprintIndex(keypoint_store(folder))
+        index = FingerprintIndex(keypoint_store(folder), KeypointPostings(folder))
 
         def apply(values: list[bytes]) -> None:
             for value in values:

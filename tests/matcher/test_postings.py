@@ -135,3 +135,40 @@ def test_matches_stacked_on_four_spots_prove_nothing(spots: int, matched: bool) 
     query = keypoints_at(where, descriptors)
     target = keypoints_at(where * 0.8 + 20, descriptors)
     assert (verify_local(query, target) is not None) is matched
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_segments_merge_a_block_at_a_time_into_one_sorted_run(
+    monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    monkeypatch.setattr(postings_module, "BLOCK", 7)
+    rng = np.random.default_rng(seed)
+    # keys drawn from few values (runs of equal postings) or many; one side may hold a long
+    # stretch between two values of the other
+    a = np.sort(rng.integers(0, 40 if seed % 2 else 10**6, rng.integers(0, 60)).astype(np.uint64))
+    b = np.sort(rng.integers(0, 40 if seed % 2 else 10**6, rng.integers(0, 60)).astype(np.uint64))
+    if seed >= 4:
+        b = np.sort(np.r_[b, np.full(30, a[len(a) // 2] if len(a) else 5, np.uint64)])
+    blocks = list(postings_module._merged_blocks(a, b))
+    assert all(len(block) <= 2 * 7 for block in blocks)
+    merged = np.concatenate([np.zeros(0, np.uint64), *blocks])
+    assert np.array_equal(merged, np.sort(np.r_[a, b]))
+
+
+def test_merges_and_drops_on_disk_vote_as_in_ram(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    sample_fingerprints: dict[str, Fingerprint],
+    sample_catalogue: tuple[Path, Any],
+) -> None:
+    root, _ = sample_catalogue
+    monkeypatch.setattr(postings_module, "DELTA_LIMIT", 1024)
+    monkeypatch.setattr(postings_module, "BLOCK", 333)
+    in_ram, on_disk = filled(sample_fingerprints), filled(sample_fingerprints, tmp_path)
+    gone = np.array([SAMPLE_IDS.index("img-00005"), SAMPLE_IDS.index("img-00012")])
+    for postings in (in_ram, on_disk):
+        postings.drop(gone)
+    assert len(on_disk) == len(in_ram)
+    for image_id in TEXTURED:
+        query = quarter_crop(image_id, root)
+        assert votes_of(on_disk, query) == votes_of(in_ram, query)

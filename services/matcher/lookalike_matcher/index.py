@@ -17,6 +17,8 @@ Life of a search:
             degrees (turned_centre)
           query regions                   vs catalogue content   (the query shows more)
       --best pair per image, SHORTLIST best images-->
+      --local stage (KeypointPostings): up to LOCAL_SHORTLIST more, the images sharing the
+          most ORB descriptor keys with the query (a heavy crop no hash window meets)-->
       --verification: 256-bit hash of the content (verify.py), ORB + RANSAC (verify.py),
           thumbnail structure and colour (appearance.py), the strongest evidence wins-->
       calibrated score 0-100, duplicate/similar, overlap and region
@@ -24,7 +26,8 @@ Life of a search:
 Per image, RAM holds its 64-bit codes in four HammingTables (content pHashes; region
 pHashes, the two central windows apart since they are also looked up window by window; and
 the thumbnail's average hash, which means nothing to a pHash) and a few fixed-size fields in
-numpy arrays, indexed by the image's slot; keypoints live in a KeypointStore file. A slot
+numpy arrays, indexed by the image's slot; keypoints live in a KeypointStore file and
+their descriptor keys in KeypointPostings segment files (memory-mapped). A slot
 freed by a delete or an update is reused once the tables have dropped its codes
 (compaction, when half the slots are dead).
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ DELTA_LIMIT = 1 << 17  # postings held in RAM (1 MiB) before they become a segme
 BUSY_MIN = 64
 BUSY_FACTOR = 16
 SEGMENT_GLOB = "postings-*.npy"
+BLOCK = 1 << 22  # postings merged or filtered at once (32 MiB)
 _KEY_SPACE = KEY_TABLES << (8 * KEY_BYTES)
 _SLOT_MASK = np.uint64(0xFFFFFFFF)
 
@@ -99,31 +101,42 @@ class KeypointPostings:
         self._push(sorted_unique(postings))
 
     def _push(self, fresh: Array) -> None:
-        self._segments = [*self._segments, self._store(fresh)]
+        self._segments = [*self._segments, self._write(len(fresh), iter([fresh]))]
         while len(self._segments) >= 2 and len(self._segments[-2][1]) <= 2 * len(
             self._segments[-1][1]
         ):
-            merged = np.sort(
-                np.concatenate([self._segments[-2][1], self._segments[-1][1]]), kind="stable"
-            )  # two sorted runs: timsort merges them in linear time
-            self._segments = [*self._segments[:-2], self._store(merged)]
+            older, newer = self._segments[-2][1], self._segments[-1][1]
+            merged = self._write(len(older) + len(newer), _merged_blocks(older, newer))
+            self._segments = [*self._segments[:-2], merged]
 
     def drop(self, slots: Array) -> None:
-        """Forget the postings of these slots (their images are gone): one segment is left."""
+        """Forget the postings of these slots (their images are gone)."""
         self.seal()
-        if not self._segments:
-            return
         dead = np.asarray(slots, dtype=np.uint64)
-        kept = [
-            array[~np.isin(array & _SLOT_MASK, dead)] for _, array in self._segments if len(array)
-        ]
-        merged = np.sort(np.concatenate(kept), kind="stable") if kept else np.zeros(0, np.uint64)
-        self._segments = [self._store(merged)]
+        kept = []
+        for _, array in self._segments:
+            length = sum(len(block) for block in _kept_blocks(array, dead))
+            kept.append(self._write(length, _kept_blocks(array, dead)))
+        self._segments = kept
 
-    def _store(self, postings: Array) -> tuple[str | None, Array]:
+    def _write(self, length: int, blocks: Iterator[Array]) -> tuple[str | None, Array]:
+        """A new segment of `length` postings, given in order a block at a time: a merge or
+        a filter of segments on disk takes one block of RAM, not the segments' size."""
         if self.folder is None:
-            return None, postings
-        name = write_segment(self.folder, postings)
+            return None, np.concatenate([np.zeros(0, np.uint64), *blocks])
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"postings-{time.time_ns()}.npy"
+        tmp = self.folder / f".{name}.tmp"
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint64, shape=(length,))
+        at = 0
+        for block in blocks:
+            out[at : at + len(block)] = block
+            at += len(block)
+        out.flush()
+        del out
+        with open(tmp, "rb+") as written:
+            os.fsync(written.fileno())
+        os.replace(tmp, self.folder / name)
         return name, np.load(self.folder / name, mmap_mode="r")
 
     # --- snapshots -----------------------------------------------------------------------------
@@ -134,10 +147,9 @@ class KeypointPostings:
         self.seal()
         if self.folder == folder:
             return self.segment_names
-        if not self._segments:
-            return []
-        every = np.sort(np.concatenate([array for _, array in self._segments]), kind="stable")
-        return [write_segment(folder, every)]
+        copy = KeypointPostings(folder)
+        copy._segments = [copy._write(len(array), iter([array])) for _, array in self._segments]
+        return copy.segment_names
 
     @classmethod
     def open(cls, folder: Path, names: list[str]) -> KeypointPostings:
@@ -177,17 +189,29 @@ class KeypointPostings:
         return np.asarray(array[starts + np.arange(int(length.sum()))])
 
 
-def write_segment(folder: Path, postings: Array) -> str:
-    """Write sorted postings to a new segment file (through a rename: never half-written)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"postings-{time.time_ns()}.npy"
-    tmp = folder / f".{name}.tmp"
-    with open(tmp, "wb") as out:
-        np.save(out, postings)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, folder / name)
-    return name
+def _merged_blocks(a: Array, b: Array) -> Iterator[Array]:
+    """Two sorted arrays merged, in sorted blocks of about BLOCK values or fewer each."""
+    i = j = 0
+    while i < len(a) or j < len(b):
+        if i == len(a) or j == len(b):
+            rest, at = (b, j) if i == len(a) else (a, i)
+            yield np.asarray(rest[at : at + BLOCK])
+            i, j = (i, j + BLOCK) if i == len(a) else (i + BLOCK, j)
+            continue
+        # up to a[i_end - 1] from a, and what in b does not exceed it...
+        i_end = min(len(a), i + BLOCK)
+        j_end = len(b) if i_end == len(a) else int(np.searchsorted(b, a[i_end - 1], "right"))
+        if j_end - j > BLOCK:  # ...or, when that is too much of b, the other way round
+            j_end = j + BLOCK
+            i_end = max(i, int(np.searchsorted(a, b[j_end - 1], "right")))
+        yield np.sort(np.concatenate([a[i:i_end], b[j:j_end]]), kind="stable")
+        i, j = min(i_end, len(a)), j_end
+
+
+def _kept_blocks(array: Array, dead: Array) -> Iterator[Array]:
+    for start in range(0, len(array), BLOCK):
+        block = np.asarray(array[start : start + BLOCK])
+        yield block[~np.isin(block & _SLOT_MASK, dead)]
 
 
 def remove_other_segments(folder: Path, keep: list[str]) -> None:
