@@ -265,11 +265,12 @@ class FingerprintIndex:
                 table.merge()
 
     def nbytes(self) -> int:
-        """RAM held by the index's arrays (keypoints excluded: they are in a file)."""
+        """RAM held by the index's arrays (keypoints and sealed postings excluded: they are
+        in files)."""
         n = self._slot_count
         arrays = sum(getattr(self._slots, name)[:n].nbytes for name in self._slots.names())
         tables = sum(table.nbytes() for table in self._tables())
-        return int(tables + arrays + self._names.nbytes())
+        return int(tables + arrays + self._names.nbytes() + self.postings.ram_bytes())
 
     def _tables(self) -> tuple[HammingTable, ...]:
         return self.content, self.regions, self.centre, self.smooth

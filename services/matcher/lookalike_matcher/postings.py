@@ -72,6 +72,11 @@ class KeypointPostings:
     def segment_names(self) -> list[str]:
         return [name for name, _ in self._segments if name is not None]
 
+    def ram_bytes(self) -> int:
+        """RAM held: the postings not yet sealed, and segments kept in memory (no folder)."""
+        in_memory = sum(array.nbytes for name, array in self._segments if name is None)
+        return int(self._delta.nbytes + in_memory)
+
     def disk_bytes(self) -> int:
         return 8 * sum(len(array) for name, array in self._segments if name is not None)
 
