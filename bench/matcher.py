@@ -367,7 +367,7 @@ def main() -> None:
         "--postings-up-to",
         type=int,
         default=1_000_000,
-        help="sizes up to this get descriptor-key postings (8 B x 512 a synthetic image on disk)",
+        help="sizes up to this get descriptor-key postings (6 KB a synthetic image, on disk)",
     )
     args = parser.parse_args()
     sizes = [100_000, 1_000_000] if args.quick else [int(s) for s in args.sizes.split(",")]

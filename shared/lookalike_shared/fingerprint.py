@@ -68,7 +68,7 @@ TURNED_WINDOW = (0.15, 0.15, 0.7, 0.7)
 TURNS = (-6.0, -3.0, 3.0, 6.0)
 PROBE_BITS = 4  # the pHash's least certain bits, flipped in every combination for lookups
 # Keypoints kept per image, strongest first (36 bytes each packed). The matcher stores the
-# first 128 of a catalogue image; a query brings all of them, so that a watermark or caption
+# first 192 of a catalogue image; a query brings all of them, so that a watermark or caption
 # crowding the strongest spots does not leave it without the artwork's own keypoints.
 ORB_FEATURES = 256
 ORB_LEVELS = 6  # pyramid levels at scale 1.2: a 2.5x zoom (a 60% crop) still meets itself
