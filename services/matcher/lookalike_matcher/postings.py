@@ -31,7 +31,7 @@ Array = np.ndarray
 
 KEY_BYTES = 3  # a 24-bit key
 KEY_TABLES = 4  # keys per keypoint, from descriptor bytes 0-11
-DELTA_LIMIT = 1 << 17  # postings held in RAM (1 MiB) before they become a segment
+DELTA_LIMIT = 1 << 17  # postings held in RAM (at most 1 MiB) before they become a segment
 # A key with more postings than this in a segment (flat patches, hatching: ORB's commonest
 # descriptors) says little and costs much, so it is skipped: BUSY_MIN, or BUSY_FACTOR times
 # what a key would hold if keys were spread evenly.
@@ -61,7 +61,7 @@ class KeypointPostings:
     def __init__(self, folder: Path | None = None) -> None:
         self.folder = folder
         self._segments: list[tuple[str | None, Array]] = []  # (file name, sorted postings)
-        self._delta = np.zeros(DELTA_LIMIT, dtype=np.uint64)
+        self._delta = np.zeros(0, dtype=np.uint64)  # grown by doubling up to DELTA_LIMIT
         self._delta_count = 0
 
     def __len__(self) -> int:
@@ -87,6 +87,11 @@ class KeypointPostings:
         postings = sorted_unique(postings)  # a keypoint repeated in one image votes once
         if self._delta_count + len(postings) > DELTA_LIMIT:
             self.seal()
+        need = self._delta_count + len(postings)
+        if need > len(self._delta):
+            grown = np.zeros(min(DELTA_LIMIT, max(4096, 2 * need)), dtype=np.uint64)
+            grown[: self._delta_count] = self._delta[: self._delta_count]
+            self._delta = grown
         self._delta[self._delta_count : self._delta_count + len(postings)] = postings
         self._delta_count += len(postings)
 
@@ -95,7 +100,7 @@ class KeypointPostings:
         if self._delta_count == 0:
             return
         fresh = np.sort(self._delta[: self._delta_count])
-        self._delta = np.zeros(DELTA_LIMIT, dtype=np.uint64)
+        self._delta = np.zeros(0, dtype=np.uint64)
         self._delta_count = 0
         self._push(fresh)
 
