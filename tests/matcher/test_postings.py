@@ -172,3 +172,25 @@ def test_merges_and_drops_on_disk_vote_as_in_ram(
     for image_id in TEXTURED:
         query = quarter_crop(image_id, root)
         assert votes_of(on_disk, query) == votes_of(in_ram, query)
+
+
+def test_merged_away_segment_files_go_unless_the_last_snapshot_names_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, sample_fingerprints: dict[str, Fingerprint]
+) -> None:
+    monkeypatch.setattr(postings_module, "DELTA_LIMIT", 1024)
+
+    def files() -> set[str]:
+        return {path.name for path in tmp_path.glob("postings-*.npy")}
+
+    postings = filled(sample_fingerprints, tmp_path)  # a dozen seals, as many merges
+    assert files() == set(postings.segment_names)
+    snapshot = postings.persist(tmp_path)
+    for slot, image_id in enumerate(SAMPLE_IDS):  # the same again, as other images
+        keypoints = sample_fingerprints[image_id].keypoints
+        if keypoints:
+            postings.add(100 + slot, stored(sample_fingerprints[image_id]).descriptors)
+    postings.seal()
+    assert not set(snapshot) & set(postings.segment_names)  # merged into newer ones...
+    assert files() == set(snapshot) | set(postings.segment_names)  # ...but kept for it
+    remove_other_segments(tmp_path, keep=postings.persist(tmp_path))
+    assert files() == set(postings.segment_names)

@@ -11,9 +11,10 @@ A posting is one uint64, key << 32 | slot. Postings gather in RAM (at most DELTA
 then go to an immutable sorted segment, a .npy file beside the snapshot that searches
 memory-map: the page cache holds what is hot, RAM holds no posting per image. Segments are
 merged as they pile up (a newer one at least half the size of the one before is merged into
-it), so there are O(log n) of them and each posting is rewritten O(log n) times. Postings of
-deleted images stay until the index compacts and drops them; until then searches skip their
-slots. Without a folder (tests, benchmarks) segments stay in memory.
+it), so there are O(log n) of them and each posting is rewritten O(log n) times. A segment
+merged away is deleted at once, unless the last snapshot names it: then the next snapshot
+deletes it. Postings of deleted images stay until the index compacts and drops them; until
+then searches skip their slots. Without a folder (tests, benchmarks) segments stay in memory.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class KeypointPostings:
         self._segments: list[tuple[str | None, Array]] = []  # (file name, sorted postings)
         self._delta = np.zeros(0, dtype=np.uint64)  # grown by doubling up to DELTA_LIMIT
         self._delta_count = 0
+        self._pinned: set[str] = set()  # segment files the last snapshot names
 
     def __len__(self) -> int:
         """Postings held, those of deleted images not yet dropped included."""
@@ -115,19 +117,31 @@ class KeypointPostings:
         while len(self._segments) >= 2 and len(self._segments[-2][1]) <= 2 * len(
             self._segments[-1][1]
         ):
-            older, newer = self._segments[-2][1], self._segments[-1][1]
-            merged = self._write(len(older) + len(newer), _merged_blocks(older, newer))
+            older, newer = self._segments[-2:]
+            merged = self._write(len(older[1]) + len(newer[1]), _merged_blocks(older[1], newer[1]))
             self._segments = [*self._segments[:-2], merged]
+            self._discard([older, newer])
 
     def drop(self, slots: Array) -> None:
         """Forget the postings of these slots (their images are gone)."""
         self.seal()
         dead = np.asarray(slots, dtype=np.uint64)
         kept = []
-        for _, array in self._segments:
+        old = self._segments
+        for _, array in old:
             length = sum(len(block) for block in _kept_blocks(array, dead))
-            kept.append(self._write(length, _kept_blocks(array, dead)))
+            if length:
+                kept.append(self._write(length, _kept_blocks(array, dead)))
         self._segments = kept
+        self._discard(old)
+
+    def _discard(self, replaced: list[tuple[str | None, Array]]) -> None:
+        """Delete the files of segments replaced by a merge or a drop, but those a snapshot
+        still names. A search still reading one keeps its mapping: the file goes when that
+        is unmapped."""
+        for name, _ in replaced:
+            if self.folder is not None and name is not None and name not in self._pinned:
+                (self.folder / name).unlink(missing_ok=True)
 
     def _write(self, length: int, blocks: Iterator[Array]) -> tuple[str | None, Array]:
         """A new segment of `length` postings, given in order a block at a time: a merge or
@@ -153,9 +167,11 @@ class KeypointPostings:
 
     def persist(self, folder: Path) -> list[str]:
         """The segment files in `folder` that hold every posting (what is in RAM is sealed
-        first; postings kept in memory are written to one file)."""
+        first; segments kept in memory are written there); they stay until a later snapshot
+        no longer names them."""
         self.seal()
         if self.folder == folder:
+            self._pinned = set(self.segment_names)
             return self.segment_names
         copy = KeypointPostings(folder)
         copy._segments = [copy._write(len(array), iter([array])) for _, array in self._segments]
@@ -166,6 +182,7 @@ class KeypointPostings:
         """The postings of a snapshot (raises OSError or ValueError if a segment is unreadable)."""
         postings = cls(folder)
         postings._segments = [(name, np.load(folder / name, mmap_mode="r")) for name in names]
+        postings._pinned = set(names)
         return postings
 
     # --- search ------------------------------------------------------------------------------
@@ -215,7 +232,7 @@ def _merged_blocks(a: Array, b: Array) -> Iterator[Array]:
             j_end = j + BLOCK
             i_end = max(i, int(np.searchsorted(a, b[j_end - 1], "right")))
         yield np.sort(np.concatenate([a[i:i_end], b[j:j_end]]), kind="stable")
-        i, j = min(i_end, len(a)), j_end
+        i, j = i_end, j_end
 
 
 def _kept_blocks(array: Array, dead: Array) -> Iterator[Array]:
