@@ -38,6 +38,7 @@ growth per image, as a soak would see it, next to what the index counts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import io
 import itertools
@@ -46,6 +47,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -223,9 +225,7 @@ def real_image_memory(fingerprints: list[Fingerprint], count: int) -> dict[str, 
         .encode()
         for _ in range(count + 200)
     ]
-    folder = Path(tempfile.mkdtemp(prefix="lookalike-bench-"))
-    try:
-        index = FingerprintIndex(keypoint_store(folder), KeypointPostings(folder))
+    with index_in_a_folder() as (index, _):
 
         def apply(values: list[bytes]) -> None:
             for value in values:
@@ -246,8 +246,18 @@ def real_image_memory(fingerprints: list[Fingerprint], count: int) -> dict[str, 
             "bytes_per_image": (index.nbytes() - held) / count,
             "adds_per_s": count / seconds,
         }
+
+
+@contextlib.contextmanager
+def index_in_a_folder() -> Iterator[tuple[FingerprintIndex, Path]]:
+    """An index keeping its keypoints and postings in a scratch folder, as the service keeps
+    them in its data dir; the folder is removed afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="lookalike-bench-"))
+    index = FingerprintIndex(keypoint_store(folder), KeypointPostings(folder))
+    try:
+        yield index, folder
     finally:
-        keypoint_store(None).close()
+        index.keypoints.close()
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -262,9 +272,7 @@ def bench_size(
     gc.collect()
     rss_before = rss_bytes()
     with_postings = n <= args.postings_up_to
-    files = Path(tempfile.mkdtemp(prefix="lookalike-bench-"))
-    try:
-        index = FingerprintIndex(keypoint_store(files), KeypointPostings(files))
+    with index_in_a_folder() as (index, files):
         key_pool = real_key_pool(originals) if with_postings else None
         fill_seconds = fill(index, n - len(originals), rng, args.chunk, key_pool)
         for i, fp in enumerate(originals):
@@ -277,9 +285,6 @@ def bench_size(
         res["rss_per_image"] = (rss_after - rss_before) / len(index)
         res["postings_per_image"] = index.postings.disk_bytes() / len(index)
         return res
-    finally:
-        keypoint_store(None).close()
-        shutil.rmtree(files, ignore_errors=True)
 
 
 def measure(

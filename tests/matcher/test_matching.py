@@ -13,10 +13,15 @@ from lookalike_matcher import index as index_module
 from lookalike_matcher.index import NO_HASH_PAIR, FingerprintIndex
 from lookalike_matcher.postings import descriptor_keys
 from lookalike_matcher.snapshot import empty_index, keypoint_store, load_snapshot, save_snapshot
-from lookalike_matcher.verify import Keypoints
 from lookalike_shared.contracts import Fingerprint
 from tests.fixtures.images import watermarked
-from tests.fixtures.matcher import SAMPLE_IDS, png_fingerprint, transformed_fingerprint
+from tests.fixtures.matcher import (
+    SAMPLE_IDS,
+    png_fingerprint,
+    quarter_crop,
+    stored_keypoints,
+    transformed_fingerprint,
+)
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +61,7 @@ def test_quarter_crop_no_hash_window_meets_is_found_through_its_keypoints(
     catalogue_index: FingerprintIndex, sample_catalogue: tuple[Path, Any]
 ) -> None:
     root, _ = sample_catalogue
-    # a quarter of the sheep photograph, off its centre: no region window is near it
-    query = transformed_fingerprint(
-        root,
-        "img-00020",
-        lambda im: im.crop(
-            (int(im.width * 0.45), int(im.height * 0.1), int(im.width * 0.95), int(im.height * 0.6))
-        ),
-    )
+    query = quarter_crop(root, "img-00020")  # of the sheep photograph
     match = best(catalogue_index, query)
     assert (match.image_id, match.match) == ("img-00020", "duplicate")
     assert match.distance == NO_HASH_PAIR  # brought by shared descriptor keys alone
@@ -260,13 +258,7 @@ def test_snapshot_keeps_descriptor_keys_and_forgets_those_written_after_it(
     tmp_path: Path, sample_fingerprints: dict[str, Fingerprint], sample_catalogue: tuple[Path, Any]
 ) -> None:
     root, _ = sample_catalogue
-    query = transformed_fingerprint(  # a quarter crop only descriptor keys bring
-        root,
-        "img-00001",
-        lambda im: im.crop(
-            (int(im.width * 0.45), int(im.height * 0.1), int(im.width * 0.95), int(im.height * 0.6))
-        ),
-    )
+    query = quarter_crop(root, "img-00001")  # only descriptor keys bring its original
     index = empty_index(tmp_path)
     for image_id, fingerprint in sample_fingerprints.items():
         if image_id != "img-00001":
@@ -299,15 +291,10 @@ def test_compaction_drops_the_descriptor_keys_of_deleted_images(
         index.delete(image_id)
     left = [f for i, f in sample_fingerprints.items() if i not in doomed and f.keypoints]
     assert len(index.postings) == sum(
-        len(np.unique(descriptor_keys(stored_descriptors(f)))) for f in left
+        len(np.unique(descriptor_keys(stored_keypoints(f).descriptors))) for f in left
     )
     for image_id in doomed:
         assert all(m.image_id not in doomed for m in index.search(sample_fingerprints[image_id]))
-
-
-def stored_descriptors(fingerprint: Fingerprint) -> np.ndarray:
-    assert fingerprint.keypoints
-    return Keypoints.from_bytes(Keypoints.raw_from_text(fingerprint.keypoints)).descriptors
 
 
 def three_stop_gradient(

@@ -14,13 +14,7 @@ from lookalike_matcher import postings as postings_module
 from lookalike_matcher.postings import KeypointPostings, remove_other_segments
 from lookalike_matcher.verify import Keypoints, verify_local
 from lookalike_shared.contracts import Fingerprint
-from tests.fixtures.matcher import SAMPLE_IDS, transformed_fingerprint
-
-
-def stored(fingerprint: Fingerprint) -> Keypoints:
-    """The keypoints the index keeps of a catalogue image."""
-    assert fingerprint.keypoints
-    return Keypoints.from_bytes(Keypoints.raw_from_text(fingerprint.keypoints))
+from tests.fixtures.matcher import SAMPLE_IDS, quarter_crop, stored_keypoints
 
 
 def filled(
@@ -29,7 +23,7 @@ def filled(
     postings = KeypointPostings(folder)
     for slot, image_id in enumerate(SAMPLE_IDS):
         if sample_fingerprints[image_id].keypoints:
-            postings.add(slot, stored(sample_fingerprints[image_id]).descriptors)
+            postings.add(slot, stored_keypoints(sample_fingerprints[image_id]).descriptors)
     return postings
 
 
@@ -37,17 +31,6 @@ def top_slot(postings: KeypointPostings, query: Fingerprint) -> int:
     assert query.keypoints
     slots, votes = postings.votes(Keypoints.from_text(query.keypoints).descriptors)
     return int(slots[np.argmax(votes)])
-
-
-def quarter_crop(image_id: str, root: Path) -> Fingerprint:
-    """The upper right quarter of the picture, a little in from its edges."""
-    return transformed_fingerprint(
-        root,
-        image_id,
-        lambda im: im.crop(
-            (int(im.width * 0.45), int(im.height * 0.1), int(im.width * 0.95), int(im.height * 0.6))
-        ),
-    )
 
 
 TEXTURED = ["img-00001", "img-00005", "img-00012", "img-00020", "img-00025"]
@@ -65,7 +48,7 @@ def test_a_quarter_crop_gives_its_original_the_most_votes(
     root, _ = sample_catalogue
     postings = filled(sample_fingerprints)
     for image_id in TEXTURED:
-        assert top_slot(postings, quarter_crop(image_id, root)) == SAMPLE_IDS.index(image_id)
+        assert top_slot(postings, quarter_crop(root, image_id)) == SAMPLE_IDS.index(image_id)
 
 
 def test_segments_and_their_merges_vote_as_postings_in_ram_do(
@@ -74,7 +57,7 @@ def test_segments_and_their_merges_vote_as_postings_in_ram_do(
     sample_catalogue: tuple[Path, Any],
 ) -> None:
     root, _ = sample_catalogue
-    queries = [quarter_crop(image_id, root) for image_id in TEXTURED]
+    queries = [quarter_crop(root, image_id) for image_id in TEXTURED]
     in_ram = filled(sample_fingerprints)
     monkeypatch.setattr(postings_module, "DELTA_LIMIT", 1024)  # a segment every 2-3 images
     in_segments = filled(sample_fingerprints)
@@ -89,7 +72,7 @@ def test_dropped_slots_get_no_votes_and_the_rest_keep_theirs(
     sample_fingerprints: dict[str, Fingerprint], sample_catalogue: tuple[Path, Any]
 ) -> None:
     root, _ = sample_catalogue
-    query = quarter_crop("img-00020", root)
+    query = quarter_crop(root, "img-00020")
     postings = filled(sample_fingerprints)
     before = votes_of(postings, query)
     gone = SAMPLE_IDS.index("img-00020")
@@ -103,7 +86,7 @@ def test_segment_files_reopen_with_the_same_votes(
     tmp_path: Path, sample_fingerprints: dict[str, Fingerprint], sample_catalogue: tuple[Path, Any]
 ) -> None:
     root, _ = sample_catalogue
-    query = quarter_crop("img-00005", root)
+    query = quarter_crop(root, "img-00005")
     on_disk = filled(sample_fingerprints, tmp_path)
     names = on_disk.persist(tmp_path)
     assert names and all((tmp_path / name).exists() for name in names)
@@ -170,7 +153,7 @@ def test_merges_and_drops_on_disk_vote_as_in_ram(
         postings.drop(gone)
     assert len(on_disk) == len(in_ram)
     for image_id in TEXTURED:
-        query = quarter_crop(image_id, root)
+        query = quarter_crop(root, image_id)
         assert votes_of(on_disk, query) == votes_of(in_ram, query)
 
 
@@ -188,7 +171,7 @@ def test_merged_away_segment_files_go_unless_the_last_snapshot_names_them(
     for slot, image_id in enumerate(SAMPLE_IDS):  # the same again, as other images
         keypoints = sample_fingerprints[image_id].keypoints
         if keypoints:
-            postings.add(100 + slot, stored(sample_fingerprints[image_id]).descriptors)
+            postings.add(100 + slot, stored_keypoints(sample_fingerprints[image_id]).descriptors)
     postings.seal()
     assert not set(snapshot) & set(postings.segment_names)  # merged into newer ones...
     assert files() == set(snapshot) | set(postings.segment_names)  # ...but kept for it
