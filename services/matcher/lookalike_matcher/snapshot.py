@@ -10,8 +10,9 @@
 
 Writing: the arrays go to a new snapshot-<gen>.npz through a temporary file and a rename,
 then the manifest the same way; only then are the previous arrays file and the postings
-segments no manifest names removed (merges may write segments between snapshots, but never
-delete one). A crash at any point leaves the previous manifest pointing at complete files.
+segments the new manifest does not name removed (between snapshots, merges delete only
+segments no manifest names). A crash at any point leaves the previous manifest pointing at
+complete files.
 A snapshot written for another topic, partition set or SNAPSHOT_SCHEMA is ignored with a
 log line.
 """

@@ -32,11 +32,11 @@ Array = np.ndarray
 RATIO = 0.8  # Lowe's ratio test on the two nearest descriptors
 MIN_GOOD_MATCHES = 8  # fewer ratio-tested matches than this cannot make a homography
 RANSAC_PIXELS = 4.0  # reprojection error in the candidate's ORB image (long side 256 px)
-# Inliers must lie on at least this many spots (RANSAC_PIXELS cells) in both images: four
+# Inliers must lie on at least this many spots (RANSAC_PIXELS apart) in both images: four
 # point pairs fit any homography exactly, so inliers stacked on four corners (one corner
 # found at several pyramid levels, as hard-edged shapes give) prove nothing. Such pairs
 # were the only unrelated ones to reach 7-17 inliers once descriptor keys fetched more
-# candidates; no true pair lost its match by it.
+# candidates; the benchmark's recall lost nothing by the rule.
 MIN_DISTINCT_SPOTS = 5
 # Per catalogue image: the strongest, which come first. A 50% crop keeps about half of them;
 # 128 left one real image of 29 short of verifying its crop (robustness bench), 192 do not.
