@@ -105,7 +105,7 @@ def average_hashes(pixels: Array, orientations: int = 8) -> Array | None:
     if _normalised(pixels) is None:
         return None
     cells = pixels.reshape(8, 2, 8, 2).astype(np.float32).mean(axis=(1, 3))
-    turned = dihedral_variants(cells)[:orientations]
+    turned = dihedral_variants(cells)[:orientations] if orientations > 1 else [cells]
     codes = [np.packbits(v.ravel() > cells.mean()).view(">u8")[0] for v in turned]
     return np.array(codes, dtype=np.uint64)
 
