@@ -61,7 +61,7 @@ def test_quarter_crop_no_hash_window_meets_is_found_through_its_keypoints(
     catalogue_index: FingerprintIndex, sample_catalogue: tuple[Path, Any]
 ) -> None:
     root, _ = sample_catalogue
-    query = quarter_crop(root, "img-00020")  # of the sheep photograph
+    query = quarter_crop(root, "img-00020")  # of the motorcycle photograph
     match = best(catalogue_index, query)
     assert (match.image_id, match.match) == ("img-00020", "duplicate")
     assert match.distance == NO_HASH_PAIR  # brought by shared descriptor keys alone
