@@ -89,7 +89,7 @@ def verify_local(query: Keypoints, target: Keypoints) -> LocalMatch | None:
         return None
     inliers = int(mask.sum())
     keep = mask.ravel().astype(bool)
-    if min(_distinct_spots(src[keep]), _distinct_spots(dst[keep])) < MIN_DISTINCT_SPOTS:
+    if not (_spread(src[keep]) and _spread(dst[keep])):
         return None
     corners = np.array(
         [[0, 0], [query.width, 0], [query.width, query.height], [0, query.height]],
@@ -121,13 +121,16 @@ def verify_local(query: Keypoints, target: Keypoints) -> LocalMatch | None:
     return LocalMatch(inliers, region, min(1.0, clipped / full))
 
 
-def _distinct_spots(xy: Array) -> int:
-    """Points left after dropping each one within RANSAC_PIXELS of a point kept before it."""
-    near = np.linalg.norm(xy[:, None, :] - xy[None, :, :], axis=2) < RANSAC_PIXELS
-    kept = np.zeros(len(xy), dtype=bool)
-    for i in range(len(xy)):
-        kept[i] = not (near[i, :i] & kept[:i]).any()
-    return int(kept.sum())
+def _spread(xy: Array) -> bool:
+    """Whether the points lie on MIN_DISTINCT_SPOTS spots or more, RANSAC_PIXELS apart (a
+    point within that of one already counted adds none). Stops as soon as it knows."""
+    spots: list[Array] = []
+    for point in xy:
+        if all(float(np.hypot(*(point - spot))) >= RANSAC_PIXELS for spot in spots):
+            spots.append(point)
+            if len(spots) == MIN_DISTINCT_SPOTS:
+                return True
+    return False
 
 
 def _plausible(projected: Array, query: Keypoints, target: Keypoints) -> bool:
