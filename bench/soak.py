@@ -3,7 +3,9 @@
 A publisher sends catalogue changes (new images, updates, deletes) at a steady rate while
 search clients upload resized catalogue images. Every interval it prints throughput,
 search latency percentiles and errors; at the end, the resident memory of each service at
-start, after the first minute and at the end. Stops by itself.
+start, after the first minute and at the end, all of it and its private part (without the
+pages of mapped files, such as the matcher's postings segments, which are page cache).
+Stops by itself.
 
     python bench/soak.py                      # 10 minutes
     python bench/soak.py --minutes 2 --rate 20 --clients 4
@@ -103,8 +105,12 @@ class Soak:
                     self.errors += 1
                 self.searches += 1
 
-    def rss(self) -> dict[str, float]:
-        return {name: rss_mb(child.proc.pid) for name, child in self.stack.services.items()}
+    def rss(self) -> dict[str, tuple[float, float]]:
+        """Per service: (all resident MB, private resident MB)."""
+        return {
+            name: (rss_mb(child.proc.pid), rss_mb(child.proc.pid, "RssAnon"))
+            for name, child in self.stack.services.items()
+        }
 
 
 async def run(
@@ -115,7 +121,7 @@ async def run(
     started = time.monotonic()
     until = started + minutes * 60
     rss_start = soak.rss()
-    rss_minute: dict[str, float] = {}
+    rss_minute: dict[str, tuple[float, float]] = {}
     tasks = [asyncio.create_task(soak.publisher(until))]
     tasks += [asyncio.create_task(soak.searcher(until, queries)) for _ in range(clients)]
     print("| t (s) | events sent | indexed (ES) | searches | search p50 ms | p99 ms | errors |")
@@ -138,12 +144,18 @@ async def run(
     await asyncio.gather(*tasks)
     rss_end = soak.rss()
     rss_minute = rss_minute or rss_start
-    print("\n| service | RSS start MB | after 1 min MB | end MB | growth after 1 min |")
-    print("|---|---:|---:|---:|---:|")
+    print(
+        "\n| service | RSS start MB | after 1 min MB | end MB | growth after 1 min |"
+        " private after 1 min MB | private end MB | private growth |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in rss_start:
-        growth = (rss_end[name] - rss_minute[name]) / rss_minute[name] * 100
-        sizes = f"{rss_start[name]:.0f} | {rss_minute[name]:.0f} | {rss_end[name]:.0f}"
-        print(f"| {name} | {sizes} | {growth:+.1f}% |")
+        cells = []
+        for k in (0, 1):
+            minute, end = rss_minute[name][k], rss_end[name][k]
+            start = f"{rss_start[name][k]:.0f} | " if k == 0 else ""
+            cells.append(f"{start}{minute:.0f} | {end:.0f} | {(end - minute) / minute * 100:+.1f}%")
+        print(f"| {name} | {' | '.join(cells)} |")
     total = time.monotonic() - started
     p50 = statistics.median(soak.latencies or [0]) * 1000
     print(

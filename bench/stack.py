@@ -107,8 +107,10 @@ class BenchStack:
             return int(json.load(resp)["count"])
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (a service and its process pool)."""
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """Resident memory of a process and its children (a service and its process pool):
+    all of it (VmRSS), or the private part (RssAnon), without the mapped files' pages the
+    kernel can take back."""
     total = 0
     pids = [pid]
     while pids:
@@ -118,7 +120,7 @@ def rss_mb(pid: int) -> float:
         except OSError:
             continue
         for line in status.splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 total += int(line.split()[1])
         children = Path(f"/proc/{current}/task/{current}/children")
         if children.exists():
