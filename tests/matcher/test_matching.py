@@ -261,9 +261,7 @@ def test_snapshot_keeps_descriptor_keys_and_forgets_those_written_after_it(
     query = quarter_crop(root, "img-00001")  # only descriptor keys bring its original
     index = empty_index(tmp_path)
     for image_id, fingerprint in sample_fingerprints.items():
-        if image_id != "img-00001":
-            index.upsert(image_id, 1, fingerprint)
-    index.upsert("img-00001", 1, sample_fingerprints["img-00001"])
+        index.upsert(image_id, 1, fingerprint)
     save_snapshot(index, tmp_path, "topic-a", [0], {0: 27})
     before = sorted(p.name for p in tmp_path.glob("postings-*.npy"))
     assert before

@@ -17,29 +17,36 @@ from lookalike_shared.contracts import Fingerprint
 from tests.fixtures.matcher import SAMPLE_IDS, quarter_crop, stored_keypoints
 
 
+def add_samples(
+    postings: KeypointPostings, sample_fingerprints: dict[str, Fingerprint], first_slot: int = 0
+) -> None:
+    """The sample images' postings, SAMPLE_IDS[k] at slot first_slot + k."""
+    for k, image_id in enumerate(SAMPLE_IDS):
+        if sample_fingerprints[image_id].keypoints:
+            descriptors = stored_keypoints(sample_fingerprints[image_id]).descriptors
+            postings.add(first_slot + k, descriptors)
+
+
 def filled(
     sample_fingerprints: dict[str, Fingerprint], folder: Path | None = None
 ) -> KeypointPostings:
     postings = KeypointPostings(folder)
-    for slot, image_id in enumerate(SAMPLE_IDS):
-        if sample_fingerprints[image_id].keypoints:
-            postings.add(slot, stored_keypoints(sample_fingerprints[image_id]).descriptors)
+    add_samples(postings, sample_fingerprints)
     return postings
-
-
-def top_slot(postings: KeypointPostings, query: Fingerprint) -> int:
-    assert query.keypoints
-    slots, votes = postings.votes(Keypoints.from_text(query.keypoints).descriptors)
-    return int(slots[np.argmax(votes)])
-
-
-TEXTURED = ["img-00001", "img-00005", "img-00012", "img-00020", "img-00025"]
 
 
 def votes_of(postings: KeypointPostings, query: Fingerprint) -> dict[int, int]:
     assert query.keypoints
     slots, votes = postings.votes(Keypoints.from_text(query.keypoints).descriptors)
     return dict(zip(slots.tolist(), votes.tolist(), strict=True))
+
+
+def top_slot(postings: KeypointPostings, query: Fingerprint) -> int:
+    votes = votes_of(postings, query)
+    return max(votes, key=lambda slot: votes[slot])  # the lowest slot of equal votes
+
+
+TEXTURED = ["img-00001", "img-00005", "img-00012", "img-00020", "img-00025"]
 
 
 def test_a_quarter_crop_gives_its_original_the_most_votes(
@@ -168,10 +175,7 @@ def test_merged_away_segment_files_go_unless_the_last_snapshot_names_them(
     postings = filled(sample_fingerprints, tmp_path)  # a dozen seals, as many merges
     assert files() == set(postings.segment_names)
     snapshot = postings.persist(tmp_path)
-    for slot, image_id in enumerate(SAMPLE_IDS):  # the same again, as other images
-        keypoints = sample_fingerprints[image_id].keypoints
-        if keypoints:
-            postings.add(100 + slot, stored_keypoints(sample_fingerprints[image_id]).descriptors)
+    add_samples(postings, sample_fingerprints, first_slot=100)  # the same again, as others
     postings.seal()
     assert not set(snapshot) & set(postings.segment_names)  # merged into newer ones...
     assert files() == set(snapshot) | set(postings.segment_names)  # ...but kept for it
