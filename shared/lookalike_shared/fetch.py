@@ -1,28 +1,35 @@
 """Fetch an image by URL without letting a URL reach inside our network.
 
-`file://` is served only below a configured root. `http(s)://` hosts are checked after DNS
-resolution and on every redirect hop: loopback, private, link-local (cloud metadata),
-multicast and reserved addresses are refused unless explicitly allowed (tests, a catalogue
-on the same host). Bodies are capped while streaming, and every request has a deadline.
+One decision per connection: the host is read the way the HTTP client will use it (yarl's
+IDNA and Unicode normalisation, so `127。0。0。1` or `①②⑦.0.0.1` are the loopback address they
+become), and every connection the client opens, on every redirect hop, passes through
+`guarded_socket` with the address it is about to connect to, IP literals included: loopback,
+private, link-local (cloud metadata), multicast and reserved addresses are refused there
+unless a trusted network covers them. `file://` is read only where the caller allows it
+(ingest, for catalogue URLs; never a stranger's URL) and only below a configured root.
+Bodies are capped while streaming, and every request has a deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import unquote
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
+from yarl import URL
 
 from .imaging import MAX_IMAGE_BYTES
 
 MAX_REDIRECTS = 5
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+AddrInfo = tuple[Any, Any, int, str, tuple[Any, ...]]
 
 
 class FetchError(Exception):
@@ -34,42 +41,74 @@ class FetchError(Exception):
         self.transient = transient
 
 
+class ForbiddenAddress(OSError):
+    """Raised by guarded_socket: the connection would reach inside our network."""
+
+
 @dataclass(frozen=True)
 class FetchPolicy:
     file_root: Path | None = None
     allowed_hosts: frozenset[str] = field(default_factory=frozenset)  # empty: any public host
-    allow_private_networks: bool = False
+    allow_private_networks: bool = False  # every address allowed (tests, trusted set-ups)
+    # Non-public networks allowed all the same (a catalogue's own image server on 10.1.2.0/24).
+    trusted_networks: tuple[IPNetwork, ...] = ()
     max_bytes: int = MAX_IMAGE_BYTES
     timeout_seconds: float = 15.0
 
 
-def address_is_forbidden(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
+def address_is_forbidden(address: str, trusted: tuple[IPNetwork, ...] = ()) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone (fe80::1%eth0)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
+    if any(ip in network for network in trusted):
+        return False
     return not ip.is_global or ip.is_multicast
 
 
-class _PublicOnlyResolver(AbstractResolver):
-    """Resolves like aiohttp, then refuses names that point at non-public addresses, so a
-    public-looking name cannot smuggle a request to 127.0.0.1 or 169.254.169.254."""
+def guarded_socket(trusted: tuple[IPNetwork, ...]) -> Callable[[AddrInfo], socket.socket]:
+    """The connector's socket factory: it sees the very address each connection is about to
+    use, whatever the URL said and however it was resolved (names, IP literals, redirects)."""
 
-    def __init__(self) -> None:
-        self._inner = DefaultResolver()
+    def make(addr_info: AddrInfo) -> socket.socket:
+        family, kind, proto, _, sockaddr = addr_info
+        if address_is_forbidden(str(sockaddr[0]), trusted):
+            raise ForbiddenAddress(f"the image URL leads to {sockaddr[0]}, inside our network")
+        return socket.socket(family, kind, proto)
 
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        for result in results:
-            if address_is_forbidden(result["host"]):
-                raise FetchError(
-                    "url_forbidden", f"{host} resolves to {result['host']}, inside our network"
-                )
-        return results
+    return make
 
-    async def close(self) -> None:
-        await self._inner.close()
+
+# Hosts written as one number, in hex or with parts left out (2130706433, 0x7f.1, 127.1) are
+# loopback in disguise to some resolvers; a URL a person means never names a host that way.
+_NUMERIC_HOST = re.compile(r"(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+))*\.?")
+
+
+def parse_image_url(url: str) -> URL:
+    """The URL as the HTTP client will read it, or FetchError(url_invalid) naming why not."""
+    if any(ch in url for ch in "\x00\r\n\t"):
+        raise FetchError("url_invalid", "the image URL contains control characters")
+    try:
+        parsed = URL(url)
+        host = parsed.host  # normalised: IDNA, full-width digits and dots, lower case
+    except (ValueError, UnicodeError) as exc:
+        raise FetchError("url_invalid", f"the image URL is not valid: {exc}") from None
+    scheme = parsed.scheme.lower()
+    if scheme not in ("http", "https", "file"):
+        raise FetchError("url_forbidden", f"URL scheme {scheme!r} is not allowed")
+    if scheme != "file":
+        if not host:
+            raise FetchError("url_invalid", "the image URL has no host")
+        if _NUMERIC_HOST.fullmatch(host) and not _is_ipv4(host.rstrip(".")):
+            raise FetchError("url_invalid", f"host {host!r} is not a plain IP address or name")
+    return parsed
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class ImageFetcher:
@@ -92,108 +131,125 @@ class ImageFetcher:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
-            resolver: AbstractResolver = (
-                DefaultResolver() if self.policy.allow_private_networks else _PublicOnlyResolver()
-            )
+            guard = None if self.policy.allow_private_networks else self.policy.trusted_networks
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(resolver=resolver, limit=64, limit_per_host=16),
+                connector=aiohttp.TCPConnector(
+                    limit=64,
+                    limit_per_host=16,
+                    socket_factory=None if guard is None else guarded_socket(guard),
+                ),
                 timeout=aiohttp.ClientTimeout(total=self.policy.timeout_seconds),
                 headers={"User-Agent": "lookalike-fetcher/0.1"},
             )
         return self._session
 
-    async def fetch(self, url: str) -> bytes:
-        scheme = urlsplit(url).scheme.lower()
-        if scheme == "file":
-            return await asyncio.to_thread(self._read_file, url)
-        if scheme not in ("http", "https"):
-            raise FetchError("url_forbidden", f"URL scheme {scheme!r} is not allowed")
+    async def fetch(self, url: str, allow_files: bool = True) -> bytes:
+        """The body at `url`. `allow_files=False` for URLs a stranger sent: file:// then
+        is refused whatever the file root."""
+        parsed = parse_image_url(url)
+        if parsed.scheme.lower() == "file":
+            if not allow_files:
+                raise FetchError("url_forbidden", "file:// URLs are not accepted here")
+            return await asyncio.to_thread(self._read_file, parsed)
         for _ in range(MAX_REDIRECTS + 1):
-            self._check_http_url(url)
+            self._check_host(parsed)
             try:
-                async with self._client().get(url, allow_redirects=False) as resp:
+                async with self._client().get(parsed, allow_redirects=False) as resp:
                     if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
-                        url = urljoin(url, resp.headers["Location"])
+                        parsed = self._next_hop(parsed, resp.headers["Location"])
                         continue
-                    self._check_status(resp.status, url)
+                    self._check_status(resp.status)
                     return await self._read_capped(resp)
             except FetchError:
                 raise
             except TimeoutError as exc:
-                raise FetchError("fetch_timeout", f"timed out fetching {url}", True) from exc
+                raise FetchError("fetch_timeout", "timed out fetching the image", True) from exc
             except aiohttp.InvalidURL as exc:
-                # Odd spellings of addresses (2130706433, 127.1) land here: never retry them.
-                raise FetchError("url_forbidden", f"URL {url!r} is not valid: {exc}") from exc
+                raise FetchError("url_invalid", f"the image URL is not valid: {exc}") from exc
             except aiohttp.ClientConnectorError as exc:
-                if isinstance(exc.__cause__, FetchError):
-                    raise exc.__cause__ from None
-                raise FetchError("fetch_unreachable", f"cannot connect: {exc}", True) from exc
+                if isinstance(exc.os_error, ForbiddenAddress):
+                    raise FetchError("url_forbidden", str(exc.os_error)) from None
+                raise FetchError(
+                    "fetch_unreachable", "cannot connect to the image host", True
+                ) from exc
             except aiohttp.ClientError as exc:
-                raise FetchError("fetch_failed", f"fetching {url} failed: {exc}", True) from exc
+                raise FetchError("fetch_failed", f"fetching the image failed: {exc}", True) from exc
         raise FetchError("too_many_redirects", f"more than {MAX_REDIRECTS} redirects")
 
-    def _check_http_url(self, url: str) -> None:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        if not host:
-            raise FetchError("url_forbidden", f"URL {url!r} has no host")
+    @staticmethod
+    def _next_hop(current: URL, location: str) -> URL:
+        try:
+            target = current.join(URL(location))
+        except (ValueError, UnicodeError) as exc:
+            raise FetchError(
+                "url_invalid", f"the image host redirected to a bad URL: {exc}"
+            ) from None
+        if target.scheme.lower() not in ("http", "https"):
+            raise FetchError("url_forbidden", "the image host redirected to a non-HTTP URL")
+        return parse_image_url(str(target))
+
+    def _check_host(self, url: URL) -> None:
+        """URL rules before any connection: the allow-list, and names that mean this machine.
+        Addresses themselves are judged at the connector (guarded_socket)."""
+        host = (url.host or "").rstrip(".").lower()
         if self.policy.allowed_hosts and host not in self.policy.allowed_hosts:
             raise FetchError("url_forbidden", f"host {host!r} is not in the allowed hosts")
         if self.policy.allow_private_networks:
             return
-        try:
-            literal = ipaddress.ip_address(host)
-        except ValueError:
-            if host == "localhost" or host.endswith(".localhost"):
-                raise FetchError("url_forbidden", f"host {host!r} is loopback") from None
-            return  # a name: the resolver checks its addresses at connect time
-        if address_is_forbidden(str(literal)):
-            raise FetchError("url_forbidden", f"address {host} is inside our network")
+        if host == "localhost" or host.endswith(".localhost"):
+            raise FetchError("url_forbidden", f"host {host!r} is this machine")
+        if _is_ipv4(host) or ":" in host:
+            if address_is_forbidden(host, self.policy.trusted_networks):
+                raise FetchError("url_forbidden", f"address {host} is inside our network")
 
     @staticmethod
-    def _check_status(status: int, url: str) -> None:
+    def _check_status(status: int) -> None:
         if status == 200:
             return
         if status in (404, 410):
-            raise FetchError("fetch_not_found", f"{url} answered {status}")
+            raise FetchError("fetch_not_found", f"the image host answered {status}")
         if status in (408, 425, 429) or status >= 500:
-            raise FetchError("fetch_http_error", f"{url} answered {status}", transient=True)
-        raise FetchError("fetch_refused", f"{url} answered {status}")
+            raise FetchError("fetch_http_error", f"the image host answered {status}", True)
+        raise FetchError("fetch_refused", f"the image host answered {status}")
 
     async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
         limit = self.policy.max_bytes
         if resp.content_length is not None and resp.content_length > limit:
-            raise FetchError("image_too_large", f"body is {resp.content_length} bytes > {limit}")
+            raise FetchError(
+                "image_too_large", f"the image is {resp.content_length} bytes > {limit}"
+            )
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(65536):
             size += len(chunk)
             if size > limit:
-                raise FetchError("image_too_large", f"body is over {limit} bytes")
+                raise FetchError("image_too_large", f"the image is over {limit} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _read_file(self, url: str) -> bytes:
+    def _read_file(self, url: URL) -> bytes:
         root = self.policy.file_root
         if root is None:
             raise FetchError("url_forbidden", "file:// URLs are off (no file root configured)")
-        parts = urlsplit(url)
-        if parts.netloc not in ("", "localhost"):
-            raise FetchError("url_forbidden", f"file URL names a host: {parts.netloc!r}")
-        path = Path(unquote(parts.path)).resolve()
+        if url.host not in (None, "", "localhost"):
+            raise FetchError("url_forbidden", "a file:// URL must not name a host")
+        try:
+            path = Path(unquote(url.raw_path)).resolve()
+        except (ValueError, OSError) as exc:  # an embedded NUL, a loop of links
+            raise FetchError("url_invalid", f"the file path is not valid: {exc}") from None
         if not path.is_relative_to(root.resolve()):
-            raise FetchError("url_forbidden", f"{path} is outside the file root {root}")
+            raise FetchError("url_forbidden", "the file is outside the file root")
         try:
             size = path.stat().st_size
             if size > self.policy.max_bytes:
-                raise FetchError("image_too_large", f"{path} is {size} bytes")
+                raise FetchError("image_too_large", f"the file is {size} bytes")
             return path.read_bytes()
         except FileNotFoundError as exc:
-            raise FetchError("fetch_not_found", f"{path} does not exist") from exc
+            raise FetchError("fetch_not_found", "the file does not exist") from exc
         except IsADirectoryError as exc:
-            raise FetchError("fetch_not_found", f"{path} is a directory") from exc
-        except PermissionError as exc:
-            raise FetchError("fetch_refused", f"{path} is not readable") from exc
+            raise FetchError("fetch_not_found", "the path is a directory") from exc
+        except (PermissionError, OSError) as exc:
+            raise FetchError("fetch_refused", f"the file cannot be read: {exc.strerror}") from exc
 
 
 def policy_from(settings: Any) -> FetchPolicy:
@@ -201,8 +257,14 @@ def policy_from(settings: Any) -> FetchPolicy:
     root = getattr(settings, "file_root", None)
     return FetchPolicy(
         file_root=Path(root) if root else None,
-        allowed_hosts=frozenset(h.lower() for h in getattr(settings, "allowed_hosts", []) or []),
+        allowed_hosts=frozenset(
+            h.lower().rstrip(".") for h in getattr(settings, "allowed_hosts", []) or []
+        ),
         allow_private_networks=bool(getattr(settings, "allow_private_networks", False)),
+        trusted_networks=tuple(
+            ipaddress.ip_network(n, strict=False)
+            for n in getattr(settings, "trusted_networks", []) or []
+        ),
         timeout_seconds=float(getattr(settings, "fetch_timeout_seconds", 15.0)),
         max_bytes=int(getattr(settings, "max_image_bytes", MAX_IMAGE_BYTES)),
     )

@@ -42,6 +42,7 @@ DLQ_REASONS = (
     "fetch_refused",
     "fetch_gave_up",
     "url_forbidden",
+    "url_invalid",
     "too_many_redirects",
     "elasticsearch_rejected",
 )

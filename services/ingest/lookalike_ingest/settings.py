@@ -20,6 +20,11 @@ class IngestSettings(CommonSettings):
     allow_private_networks: bool = Field(
         False, description="Allow image URLs on loopback/private addresses (trusted setups only)."
     )
+    trusted_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Non-public networks image URLs may reach all the same, comma-separated "
+        "CIDR (a catalogue's own image server, e.g. 10.1.2.0/24).",
+    )
     fetch_timeout_seconds: float = Field(15.0, description="Deadline for fetching one image.")
     max_image_bytes: int = Field(
         MAX_IMAGE_BYTES, description="Larger image files are dead-lettered unread."
@@ -33,4 +38,4 @@ class IngestSettings(CommonSettings):
     backoff_base_seconds: float = Field(0.2, description="First retry delay (doubles, jittered).")
     backoff_cap_seconds: float = Field(30.0, description="Longest retry delay.")
 
-    _split_hosts = field_validator("allowed_hosts", mode="before")(split_csv)
+    _split_hosts = field_validator("allowed_hosts", "trusted_networks", mode="before")(split_csv)

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
-import re
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from contextvars import ContextVar
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from elasticsearch import ApiError, TransportError
 
@@ -114,19 +111,6 @@ def _finished(backend: str, started: float) -> None:
         timeline.record(backend, started, ended)
 
 
-def _refuse_numeric_host(url: str) -> None:
-    """Hosts such as 2130706433, 127.1 or 0x7f000001 are loopback in disguise to some
-    resolvers; a URL a person means never names a host that way, so say so plainly."""
-    host = urlsplit(url).hostname or ""
-    if re.fullmatch(r"[0-9.]+|0x[0-9a-f.x]+", host):
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            raise BadRequest(
-                "url_forbidden", f"host {host!r} is not a plain IP address or name", "image_url"
-            ) from None
-
-
 class SearchService:
     def __init__(
         self,
@@ -164,9 +148,9 @@ class SearchService:
                 )
             return found
         if params.image_url is not None:
-            _refuse_numeric_host(params.image_url)
             try:
-                data = await self.fetcher.fetch(params.image_url)
+                # A stranger's URL: never a file on our disks, whatever the file root.
+                data = await self.fetcher.fetch(params.image_url, allow_files=False)
             except FetchError as exc:
                 status = 422 if exc.code in ("fetch_not_found", "image_too_large") else 400
                 if exc.transient:

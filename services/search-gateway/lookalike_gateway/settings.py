@@ -37,10 +37,16 @@ class GatewaySettings(CommonSettings):
     allow_private_networks: bool = Field(
         False, description="Let image_url reach loopback/private addresses (never in production)."
     )
+    trusted_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Non-public networks image_url may reach all the same (CIDR, comma-separated).",
+    )
     fetch_timeout_seconds: float = Field(10.0, description="Deadline for fetching image_url.")
     pool_workers: int = Field(0, description="Fingerprint processes; 0 means one per CPU.")
     similar_min_score: float = Field(
         0.9, description="Least Elasticsearch kNN score (0..1) for a look-alike to be shown."
     )
 
-    _split = field_validator("matcher_urls", "allowed_hosts", mode="before")(split_csv)
+    _split = field_validator("matcher_urls", "allowed_hosts", "trusted_networks", mode="before")(
+        split_csv
+    )
