@@ -15,6 +15,9 @@ DELETED = "catalogue.image.deleted"
 ImageId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")]
 HexHash64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
 HexHash256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+# Versions become Elasticsearch external versions and numpy int64 slots: a signed 64-bit long.
+MAX_VERSION = 2**63 - 1
+Version = Annotated[int, Field(ge=0, le=MAX_VERSION)]
 
 NAMED_COLORS = (
     "red",
@@ -40,7 +43,7 @@ class CatalogueImage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     image_id: ImageId
-    version: int = Field(ge=0)
+    version: Version
     image_url: str = Field(min_length=1, max_length=4096)
     title: str | None = None
     creator: str | None = None
@@ -54,7 +57,7 @@ class ImageDeleted(BaseModel):
     """`data` of a `catalogue.image.deleted` event."""
 
     image_id: ImageId
-    version: int = Field(ge=0)
+    version: Version
 
 
 class CloudEvent(BaseModel):
@@ -168,11 +171,17 @@ DIHEDRAL_TRANSFORMS = (
 )
 
 
+# Header of every record on the fingerprint topic, a tombstone's too: the version it stands
+# for, so a matcher remembers what version an image was deleted at.
+VERSION_HEADER = "lookalike.version"
+
+
 class FingerprintRecord(BaseModel):
-    """Value on the compacted fingerprint topic (key = image id; tombstone on delete)."""
+    """Value on the compacted fingerprint topic (key = image id; tombstone on delete, with
+    the deleted version in its VERSION_HEADER)."""
 
     image_id: ImageId
-    version: int = Field(ge=0)
+    version: Version
     fingerprint: Fingerprint
     indexed_at: datetime
 

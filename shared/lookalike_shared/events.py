@@ -23,6 +23,7 @@ from .contracts import DELETED, UPSERTED, CatalogueImage, CloudEvent, ImageDelet
 
 Headers = Sequence[tuple[str, bytes | None]]
 MAX_EVENT_BYTES = 1_000_000  # a catalogue event is metadata; a megabyte means something is wrong
+MAX_EVENT_DEPTH = 32  # objects and lists within each other: metadata is a few levels deep
 
 
 class InvalidEvent(ValueError):
@@ -143,9 +144,33 @@ def _outbox_envelope(hdrs: dict[str, str], body: Any) -> dict[str, Any]:
 
 def _json(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidEvent(f"value is not JSON: {exc}") from exc
+    except RecursionError:
+        value = None  # nested thousands deep: refused below like any too-deep value
+        depth = MAX_EVENT_DEPTH + 1
+    else:
+        depth = nesting_depth(value)
+    if depth > MAX_EVENT_DEPTH:
+        raise InvalidEvent(f"value is nested more than {MAX_EVENT_DEPTH} levels deep")
+    return value
+
+
+def nesting_depth(value: Any) -> int:
+    """How many objects and lists lie within each other in a parsed JSON value (without
+    recursion, so a hostile value cannot exhaust the stack)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            stack.extend(
+                (child, depth) for child in (item.values() if isinstance(item, dict) else item)
+            )
+    return deepest
 
 
 def _errors(exc: ValidationError) -> str:

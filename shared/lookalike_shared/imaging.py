@@ -15,6 +15,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 MAX_IMAGE_BYTES = 40 * 1024 * 1024  # a 40 MB file is far beyond any catalogue JPEG
 MAX_IMAGE_PIXELS = 80_000_000  # 80 MP: larger headers are refused as decompression bombs
 MIN_IMAGE_SIDE = 8  # fewer pixels than this cannot carry a fingerprint
+# Beyond this, shrinking the long side to the fingerprint's working size leaves the short
+# side under a pixel or two (a 2000x8 strip): no scroll or panorama in a catalogue is that
+# thin, and nothing could be hashed from it.
+MAX_ASPECT_RATIO = 32
 DECODE_SIDE = 512  # decode at least this many pixels on the long side (JPEG draft mode)
 
 # PIL format name -> our lowercase name; anything else is refused.
@@ -77,6 +81,12 @@ def decode_image(data: bytes, decode_side: int = DECODE_SIDE) -> DecodedImage:
             if min(width, height) < MIN_IMAGE_SIDE:
                 raise ImageRejected(
                     "image_too_small", f"image is {width}x{height}; needs {MIN_IMAGE_SIDE}px"
+                )
+            if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+                raise ImageRejected(
+                    "image_too_narrow",
+                    f"image is {width}x{height}; one side may be at most "
+                    f"{MAX_ASPECT_RATIO} times the other",
                 )
             if fmt == "jpeg":
                 # Let libjpeg scale by 1/2, 1/4 or 1/8 while decoding: far less work than

@@ -1,10 +1,19 @@
 """The Elasticsearch index of catalogue images: mapping, creation behind an alias, and the
-document built from catalogue metadata plus visual attributes."""
+document built from catalogue metadata plus visual attributes.
+
+A deleted image leaves a deletion marker, not a hole: a small document `{image_id, version,
+deleted: true, deleted_at}` under the delete's external version. Elasticsearch forgets the
+version of a document it deleted (index.gc_deletes, 60 s), so without the marker a late,
+older upsert would bring the image back; with it, that upsert is stale like any other.
+Every read leaves markers out (`NOT_DELETED`, `is_live`); prune_deletions removes old ones.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+from datetime import UTC, datetime
 from typing import Any
 
 from elasticsearch import AsyncElasticsearch
@@ -49,6 +58,8 @@ MAPPING: dict[str, Any] = {
             "similarity": "cosine",
         },
         "indexed_at": {"type": "date"},
+        "deleted": {"type": "boolean"},
+        "deleted_at": {"type": "date"},
         # Kept for "more like this" by image id; never searched.
         "fingerprint": {"type": "object", "enabled": False},
     },
@@ -57,6 +68,23 @@ MAPPING: dict[str, Any] = {
 
 # Fields only machines need: left out of what the gateway returns to people.
 INTERNAL_FIELDS = ["layout", "fingerprint"]
+
+# The filter clause every search of the index carries: deletion markers are never answers.
+NOT_DELETED: dict[str, Any] = {"bool": {"must_not": [{"term": {"deleted": True}}]}}
+
+
+def is_live(source: dict[str, Any]) -> bool:
+    """False for a deletion marker's _source."""
+    return not source.get("deleted")
+
+
+def deletion_marker(image_id: str, version: int) -> dict[str, Any]:
+    return {
+        "image_id": image_id,
+        "version": version,
+        "deleted": True,
+        "deleted_at": datetime.now(UTC).isoformat(),
+    }
 
 
 def index_name_for(alias: str, generation: int = 1) -> str:
@@ -80,7 +108,10 @@ async def ensure_index(es: AsyncElasticsearch, alias: str) -> str:
     exists already (a reindex moves the alias to a newer generation). Returns the index."""
     if await es.indices.exists_alias(name=alias):
         found = await es.indices.get_alias(name=alias)
-        return next(iter(found))
+        index = next(iter(found))
+        # Fields added since the index was made (adding is allowed in place; nothing else is).
+        await es.indices.put_mapping(index=index, properties=MAPPING["properties"])
+        return index
     index = index_name_for(alias)
     if not await es.indices.exists(index=index):
         await es.indices.create(
@@ -93,11 +124,22 @@ async def ensure_index(es: AsyncElasticsearch, alias: str) -> str:
     return index
 
 
-def search_document(image: CatalogueImage, fingerprint: Fingerprint) -> dict[str, Any]:
+class InvalidDocument(ValueError):
+    """A search document Elasticsearch would refuse: a field of the wrong type for the mapping."""
+
+
+def search_document(
+    image: CatalogueImage, fingerprint: Fingerprint, indexed_at: datetime
+) -> dict[str, Any]:
+    """The document of an image. The fields lookalike computes always win over catalogue
+    fields of the same name (a catalogue's own `decade` or `deleted` is not ours to keep);
+    raises InvalidDocument if any field would be refused by the mapping."""
     doc = image.model_dump(mode="json")
-    if image.year is not None:
-        doc["decade"] = image.year // 10 * 10
     doc.update(
+        decade=None if image.year is None else image.year // 10 * 10,
+        indexed_at=indexed_at.isoformat(),
+        deleted=False,
+        deleted_at=None,
         width=fingerprint.width,
         height=fingerprint.height,
         megapixels=fingerprint.megapixels,
@@ -111,4 +153,65 @@ def search_document(image: CatalogueImage, fingerprint: Fingerprint) -> dict[str
             mode="json", exclude={"layout", "palette", "colors", "keypoints", "thumb"}
         ),
     )
+    check_document(doc)
     return doc
+
+
+_INTEGER_RANGES = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
+MAX_KEYWORD_BYTES = 32766  # Lucene's longest term: a longer keyword value fails the document
+
+
+def check_document(doc: dict[str, Any], properties: dict[str, Any] | None = None) -> None:
+    """Raise InvalidDocument naming the first field whose value the mapping would refuse, so
+    an event that cannot be indexed is refused before anything is written anywhere."""
+    for name, value in doc.items():
+        spec = (properties or MAPPING["properties"]).get(name)
+        if spec is None or value is None:
+            continue  # not indexed (dynamic: false): kept in _source as it is
+        problem = _type_problem(spec, value)
+        if problem:
+            raise InvalidDocument(f"field {name!r}: {problem}")
+
+
+def _type_problem(spec: dict[str, Any], value: Any) -> str | None:
+    kind = spec.get("type", "object")
+    if kind == "object":
+        if spec.get("enabled") is False:
+            return None
+        return None if isinstance(value, dict) else "expected an object"
+    if kind == "dense_vector":
+        ok = isinstance(value, list) and len(value) == spec.get("dims", len(value))
+        ok = ok and all(_is_number(v) for v in value)
+        return None if ok else f"expected {spec.get('dims')} numbers"
+    for item in value if isinstance(value, list) else [value]:
+        if kind in ("keyword", "text") and not isinstance(item, str):
+            return f"expected text, got {type(item).__name__}"
+        # (a keyword field with ignore_above skips longer values instead of failing)
+        too_long = kind == "keyword" and len(item.encode()) > MAX_KEYWORD_BYTES
+        if too_long and "ignore_above" not in spec:
+            return f"a value is over {MAX_KEYWORD_BYTES} bytes"
+        if kind in _INTEGER_RANGES:
+            low, high = _INTEGER_RANGES[kind]
+            if not (isinstance(item, int) and not isinstance(item, bool) and low <= item <= high):
+                return f"expected a whole number from {low} to {high}"
+        if kind == "float" and not _is_number(item):
+            return "expected a finite number"
+        if kind == "boolean" and not isinstance(item, bool):
+            return "expected true or false"
+        if kind == "date" and not _is_date(item):
+            return "expected an ISO 8601 date"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_date(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True

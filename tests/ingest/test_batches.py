@@ -1,7 +1,7 @@
 """Events that share a polled batch, on the real broker and Elasticsearch-API server: each
 image's events apply in order against the version the batch itself just wrote, a
-redelivered batch changes nothing, and a search document Elasticsearch refuses
-dead-letters its own event and no other."""
+redelivered batch changes nothing, an event whose document cannot be indexed is
+dead-lettered before anything is written, and a delete's version outlives the image."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 from lookalike_stack.catalogue import publish
 from tests.fixtures.ingest import (
     HandFedBatches,
+    deletion_markers,
     es_ids,
     latest_fingerprints,
     outcome_count,
@@ -65,8 +66,8 @@ async def test_create_update_delete_and_stale_events_in_one_batch_leave_the_cata
     assert await fingerprint_versions(hand_fed_batches, "life") == [1, 2, None]  # in order
     assert await fingerprint_versions(hand_fed_batches, "swapped") == [5]
     assert await read_topic(settings.kafka_bootstrap, settings.dlq_topic) == []
-    # life v1, v2 and swapped v5 indexed; life v3 and the never-indexed image deleted (a
-    # 404 from Elasticsearch is fine); swapped v4 and held v6 stale.
+    # life v1, v2 and swapped v5 indexed; life v3 and the never-indexed image deleted (each
+    # leaves a deletion marker); swapped v4 and held v6 stale.
     assert added(before) == {"indexed": 3, "deleted": 2, "stale": 2, "dlq": 0}
 
 
@@ -97,32 +98,79 @@ async def test_a_redelivered_batch_changes_nothing(
     assert len(again) == len(fingerprints)  # nothing published twice
 
 
-async def test_a_search_document_elasticsearch_refuses_dead_letters_only_its_event(
+async def test_an_event_whose_document_would_be_refused_changes_nothing_anywhere(
     hand_fed_batches: HandFedBatches, sample_catalogue: tuple[Path, list[dict[str, Any]]]
 ) -> None:
     _, catalogue = sample_catalogue
     settings = hand_fed_batches.settings
     before = counts()
-    # A catalogue field that clashes with the mapping (`decade` is an integer we derive from
-    # `year`): the event is valid, but Elasticsearch refuses its document with a 400.
-    clashing = {**catalogue[4], "image_id": "clash", "version": 1, "decade": "the twenties"}
-    clashing.pop("year", None)
+    # A valid event whose document the mapping would refuse: a tag longer than the longest
+    # term Elasticsearch takes. It must be dead-lettered before its fingerprint is published.
+    refused = {**catalogue[4], "image_id": "clash", "version": 1, "tags": ["x" * 40_000]}
     await publish(
         settings,
         [
             {**catalogue[5], "image_id": "fine", "version": 1},
-            clashing,
+            refused,
             {**catalogue[6], "image_id": "clash", "version": 2},  # the catalogue's fix
         ],
     )
     batch = await hand_fed_batches.apply_new()
 
     assert es_ids(settings) == {"fine": 1, "clash": 2}
+    assert await fingerprint_versions(hand_fed_batches, "clash") == [2]  # v1 never published
     (dead,) = await read_topic(settings.kafka_bootstrap, settings.dlq_topic)
     headers = {k: v.decode() for k, v in dead.headers}
-    assert headers["lookalike.error.class"] == "elasticsearch_rejected"
-    assert "decade" in headers["lookalike.error.message"]
-    (refused,) = [r for r in batch if json.loads(r.value)["data"].get("decade")]
-    assert int(headers["lookalike.error.offset"]) == refused.offset
-    assert dead.value == refused.value
+    assert headers["lookalike.error.class"] == "invalid_document"
+    assert "tags" in headers["lookalike.error.message"]
+    (original,) = [r for r in batch if json.loads(r.value)["data"].get("tags") == refused["tags"]]
+    assert int(headers["lookalike.error.offset"]) == original.offset
+    assert dead.value == original.value
     assert added(before) == {"indexed": 2, "deleted": 0, "stale": 0, "dlq": 1}
+
+
+async def test_catalogue_fields_named_like_computed_ones_do_not_override_them(
+    hand_fed_batches: HandFedBatches, sample_catalogue: tuple[Path, list[dict[str, Any]]]
+) -> None:
+    _, catalogue = sample_catalogue
+    settings = hand_fed_batches.settings
+    # `decade` is derived from `year`, `deleted` marks a deleted image: a catalogue's own
+    # fields of those names must neither break the document nor hide the image.
+    clashing = {
+        **catalogue[4],
+        "image_id": "named-alike",
+        "version": 1,
+        "year": 1926,
+        "decade": "the twenties",
+        "deleted": True,
+    }
+    await publish(settings, [clashing])
+    await hand_fed_batches.apply_new()
+
+    assert es_ids(settings) == {"named-alike": 1}
+    assert await read_topic(settings.kafka_bootstrap, settings.dlq_topic) == []
+
+
+async def test_an_image_deleted_at_a_version_refuses_older_upserts_however_late(
+    hand_fed_batches: HandFedBatches, sample_catalogue: tuple[Path, list[dict[str, Any]]]
+) -> None:
+    _, catalogue = sample_catalogue
+    settings = hand_fed_batches.settings
+    before = counts()
+    # Each in its own batch: the delete's version must outlive the deleted document.
+    await publish(settings, [{**catalogue[1], "image_id": "gone", "version": 5}])
+    await hand_fed_batches.apply_new()
+    await publish(settings, deletes=[{"image_id": "gone", "version": 6}])
+    await hand_fed_batches.apply_new()
+    await publish(settings, [{**catalogue[1], "image_id": "gone", "version": 3}])
+    await hand_fed_batches.apply_new()
+
+    assert es_ids(settings) == {}
+    assert deletion_markers(settings) == {"gone": 6}
+    assert await latest_fingerprints(settings.kafka_bootstrap, settings.fingerprint_topic) == {}
+    assert added(before) == {"indexed": 1, "deleted": 1, "stale": 1, "dlq": 0}
+
+    await publish(settings, [{**catalogue[1], "image_id": "gone", "version": 7}])  # back for real
+    await hand_fed_batches.apply_new()
+    assert es_ids(settings) == {"gone": 7}
+    assert deletion_markers(settings) == {}

@@ -11,11 +11,16 @@
 
 `apply` returns when every record is applied or durably dead-lettered, and only then may
 the worker commit the batch's offsets. Redelivering a batch leaves the same state: its
-events are stale against the versions it wrote (except that Elasticsearch forgets the
-version of a deleted document, so an image the batch deleted is written and deleted
-again). As when events were applied one by one, a fingerprint record is durable before
-its search document is written: Elasticsearch never holds a document the matchers could
-miss for good.
+events are stale against the versions it wrote (a delete's version too: it is kept in a
+deletion marker). As when events were applied one by one, a fingerprint record is durable
+before its search document is written: Elasticsearch never holds a document the matchers
+could miss for good.
+
+An event is applied or dead-lettered, never both. Everything an event's own content can
+make fail is found before its fingerprint record is sent (handler.py validates the
+document against the mapping). Should Elasticsearch refuse a document all the same, the
+record already sent is taken back with a tombstone when the image had no earlier version,
+so the matchers do not hold an image the search index does not.
 """
 
 from __future__ import annotations
@@ -112,6 +117,7 @@ class BatchApplier:
             written = [event for lane in prepared for event in lane]  # each lane in order
             await publishes.acknowledged()
             results = await self._write([event.write for event in written])
+            await self._take_back_refused(written, results, indexed)
             for event, result in zip(written, results, strict=True):
                 if isinstance(result, PermanentFailure):
                     await self.dead_letters.send(event.record, result.code, str(result))
@@ -126,6 +132,35 @@ class BatchApplier:
                 clock.stop(event.started)
         finally:
             clock.drop_open()
+
+    async def _take_back_refused(
+        self,
+        written: list[_Written],
+        results: list[WriteResult],
+        indexed: dict[str, int | PermanentFailure],
+    ) -> None:
+        """Tombstone the fingerprint records of refused upserts of images that had no earlier
+        version here and no other write of this batch applied (see the module docstring)."""
+        applied = {
+            e.write.image_id for e, r in zip(written, results, strict=True) if r == "applied"
+        }
+        refused = {
+            e.write.image_id
+            for e, r in zip(written, results, strict=True)
+            if isinstance(r, PermanentFailure) and not e.write.is_delete
+        }
+        orphans = sorted(
+            image_id
+            for image_id in refused - applied
+            if indexed.get(image_id, NOT_INDEXED) == NOT_INDEXED
+        )
+        if not orphans:
+            return
+        take_back = FingerprintPublishes(self.producer, self.fingerprint_topic, self.backoff)
+        for image_id in orphans:
+            await take_back.send(image_id, None)
+        await take_back.acknowledged()
+        log.warning("took back fingerprint records of refused documents", extra={"ids": orphans})
 
     async def _write(self, writes: list[SearchWrite]) -> list[WriteResult]:
         if not writes:
@@ -161,8 +196,15 @@ class BatchApplier:
                         prepared = await self.handler.prepare(event)
                     except PermanentFailure as exc:
                         await self.dead_letters.send(record, exc.code, str(exc))
+                    except Exception as exc:
+                        # Our code failed on this event's content: a bug to fix, but one
+                        # event must not stop its partition for good (nothing was written).
+                        log.exception("event could not be prepared", extra={"id": event.image_id})
+                        await self.dead_letters.send(
+                            record, "unprocessable_event", f"{type(exc).__name__}: {exc}"
+                        )
                     else:
-                        await publishes.send(event.image_id, prepared.record_value)
+                        await publishes.send(event.image_id, prepared.record_value, event.version)
                         taken[event.image_id] = event.version
                         written.append(_Written(record, prepared.write, started))
                         continue  # in flight until the bulk answers
@@ -175,6 +217,9 @@ def _parse(record: ConsumerRecord) -> Parsed:
         return parse_catalogue_record(record.key, record.value, record.headers)
     except InvalidEvent as exc:
         return exc
+    except Exception as exc:  # a record our parser chokes on is as unusable as an invalid one
+        log.exception("event could not be parsed", extra={"offset": record.offset})
+        return InvalidEvent(f"the event could not be read ({type(exc).__name__})")
 
 
 def _lanes(batch: Batch) -> list[list[ConsumerRecord]]:

@@ -1,11 +1,14 @@
 """Turn one catalogue event into the two writes it needs, without making them:
 
     upserted --> fetch --> fingerprint (pool) --> fingerprint record + search document
-    deleted  --> tombstone + versioned delete
+    deleted  --> tombstone (with the deleted version) + deletion marker
 
 The batch (batch.py) decides first whether the event is stale, then publishes the record
 on the compacted topic and writes the document with the rest of the batch, so the
-per-event work here is only what cannot be shared: fetching and fingerprinting.
+per-event work here is only what cannot be shared: fetching and fingerprinting. Whatever
+the event's own content makes fail here (its URL, its bytes, its fields) is a
+PermanentFailure, raised before anything is written: the event is dead-lettered and
+changes nothing anywhere.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from lookalike_shared.events import CatalogueEvent, ImageUpserted
 from lookalike_shared.fetch import FetchError, ImageFetcher
 from lookalike_shared.imaging import ImageRejected
 from lookalike_shared.pool import fingerprint_in_pool
-from lookalike_shared.search_index import search_document
+from lookalike_shared.search_index import InvalidDocument, search_document
 
 from . import metrics
 from .retry import Backoff, PermanentFailure
@@ -69,8 +72,10 @@ class EventHandler:
             fingerprint=fingerprint,
             indexed_at=datetime.now(UTC),
         )
-        document = search_document(event.image, fingerprint)
-        document["indexed_at"] = record.indexed_at.isoformat()
+        try:
+            document = search_document(event.image, fingerprint, record.indexed_at)
+        except InvalidDocument as exc:
+            raise PermanentFailure("invalid_document", str(exc)) from exc
         return PreparedEvent(
             record.model_dump_json().encode(),
             SearchWrite(event.image_id, event.version, document),

@@ -31,12 +31,16 @@ LAG = Gauge(
 OUTCOMES = ("indexed", "deleted", "stale", "dlq", "retried", "skipped")
 DLQ_REASONS = (
     "invalid_event",
+    "invalid_document",
+    "unprocessable_event",
     "empty_image",
     "not_an_image",
     "corrupt_image",
     "decompression_bomb",
     "image_too_large",
     "image_too_small",
+    "image_too_narrow",
+    "unprocessable_image",
     "unsupported_format",
     "fetch_not_found",
     "fetch_refused",

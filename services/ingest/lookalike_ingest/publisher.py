@@ -14,10 +14,13 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from lookalike_shared.contracts import VERSION_HEADER
+
 from . import metrics
 from .retry import Backoff
 
 Ack = asyncio.Future[Any]
+Headers = list[tuple[str, bytes]]
 
 
 class FingerprintPublishes:
@@ -25,14 +28,16 @@ class FingerprintPublishes:
         self.producer = producer
         self.topic = topic
         self.backoff = backoff
-        self._records: list[tuple[bytes, bytes | None]] = []  # in the order sent
+        self._records: list[tuple[bytes, bytes | None, Headers]] = []  # in the order sent
         self._acks: list[Ack] = []
 
-    async def send(self, image_id: str, value: bytes | None) -> None:
-        """Queue a fingerprint record (None: the tombstone of a deleted image)."""
+    async def send(self, image_id: str, value: bytes | None, version: int | None = None) -> None:
+        """Queue a fingerprint record (None: the tombstone of a deleted image), stamped with
+        the version it stands for (none: a tombstone that only takes back a record)."""
         key = image_id.encode()
-        self._records.append((key, value))
-        self._acks.append(await self._send(key, value))
+        headers = [] if version is None else [(VERSION_HEADER, str(version).encode())]
+        self._records.append((key, value, headers))
+        self._acks.append(await self._send(key, value, headers))
 
     async def acknowledged(self) -> None:
         """Return once the broker acknowledged every record. If one was not, all of them
@@ -46,7 +51,7 @@ class FingerprintPublishes:
         async def attempt() -> None:
             nonlocal first_attempt
             if not first_attempt:
-                self._acks = [await self._send(key, value) for key, value in self._records]
+                self._acks = [await self._send(*record) for record in self._records]
             first_attempt = False
             for outcome in await asyncio.gather(*self._acks, return_exceptions=True):
                 if isinstance(outcome, BaseException):
@@ -55,9 +60,11 @@ class FingerprintPublishes:
         with metrics.STAGE_SECONDS.labels("publish").time():
             await self.backoff.retry_backend("publish", attempt, events=len(self._records))
 
-    async def _send(self, key: bytes, value: bytes | None) -> Ack:
+    async def _send(self, key: bytes, value: bytes | None, headers: Headers) -> Ack:
         try:
-            ack: Ack = await self.producer.send(self.topic, key=key, value=value)
+            ack: Ack = await self.producer.send(
+                self.topic, key=key, value=value, headers=headers or None
+            )
             return ack
         except (KafkaError, OSError, TimeoutError) as exc:
             # Not even queued (buffer full past the timeout, no metadata): it fails like

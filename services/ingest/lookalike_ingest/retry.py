@@ -42,9 +42,16 @@ def backoff_delays(base: float, cap: float) -> Iterator[float]:
         attempt += 1
 
 
+# Statuses that blame the request itself (a document the mapping refuses, one too large):
+# sending it again can never succeed. Any other refusal is about Elasticsearch's state
+# (overload, 5xx, a read-only block on a full disk, a missing index or alias, credentials)
+# and passes once that is put right: never the event's fault, so never dead-lettered.
+REQUEST_FAULTS = frozenset({400, 413})
+
+
 def is_retryable_status(status: int) -> bool:
-    """Elasticsearch statuses that say "not now" rather than "never": overload and 5xx."""
-    return status == 429 or status >= 500
+    """Elasticsearch statuses that say "not now" rather than "never"."""
+    return status not in REQUEST_FAULTS and status != 409
 
 
 class Backoff:

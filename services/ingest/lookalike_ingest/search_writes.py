@@ -3,9 +3,10 @@ one _bulk.
 
 External versioning makes every write idempotent: Elasticsearch keeps a document only if
 its version is higher than the one it holds, so a redelivered or out-of-date write is
-refused with 409 (stale) and never overwrites a newer one. Within a bulk, writes to one
-document id go to one shard and run in the order sent; the batch sends each image's
-writes in catalogue order.
+refused with 409 (stale) and never overwrites a newer one. A delete writes a deletion
+marker under its version (search_index.deletion_marker), so the version outlives the
+image. Within a bulk, writes to one document id go to one shard and run in the order sent;
+the batch sends each image's writes in catalogue order.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any, Literal
 
 from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
 
+from lookalike_shared.search_index import deletion_marker
+
 from . import metrics
 from .retry import BackendUnavailable, Backoff, PermanentFailure, is_retryable_status
 
@@ -30,8 +33,8 @@ WriteResult = Literal["applied", "stale"] | PermanentFailure
 
 @dataclass(frozen=True)
 class SearchWrite:
-    """One versioned write of an image's search document: index `document`, or delete the
-    document when it is None."""
+    """One versioned write of an image's search document: index `document`, or mark the
+    image deleted when it is None."""
 
     image_id: str
     version: int
@@ -87,10 +90,10 @@ class SearchWrites:
         return versions
 
     async def write(self, writes: list[SearchWrite]) -> list[WriteResult]:
-        """Apply the writes in one _bulk; one result per write, in order: applied (a 404 on
-        a delete too: the document is gone either way), stale (409: Elasticsearch holds
-        this version or a newer one), or the PermanentFailure to dead-letter it with.
-        Writes Elasticsearch could not take now (429, 5xx) are sent again with backoff
+        """Apply the writes in one _bulk; one result per write, in order: applied, stale
+        (409: Elasticsearch holds this version or a newer one), or the PermanentFailure to
+        dead-letter it with (the document itself refused). Writes Elasticsearch could not
+        take now (429, 5xx, a read-only block, a missing index) are sent again with backoff
         until it can: whatever depends on them (the offset commit) waits."""
         results: list[WriteResult | None] = [None] * len(writes)
         await self._write(writes, list(range(len(writes))), results)
@@ -136,10 +139,8 @@ def _bulk_operations(writes: Iterable[SearchWrite]) -> list[dict[str, Any]]:
     operations: list[dict[str, Any]] = []
     for write in writes:
         meta = {"_id": write.image_id, "version": write.version, "version_type": "external"}
-        if write.document is None:
-            operations.append({"delete": meta})
-        else:
-            operations.extend(({"index": meta}, write.document))
+        document = write.document or deletion_marker(write.image_id, write.version)
+        operations.extend(({"index": meta}, document))
     return operations
 
 
@@ -159,7 +160,7 @@ def _read_items(
         (answer,) = item.values()  # {"index": {...}} or {"delete": {...}}
         status = int(answer["status"])
         final: WriteResult | None
-        if status < 300 or (status == 404 and write.is_delete):
+        if status < 300:
             final = "applied"
         elif status == 409:
             final = "stale"

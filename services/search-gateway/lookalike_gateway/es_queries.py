@@ -9,7 +9,7 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch, NotFoundError
 
 from lookalike_shared.contracts import Fingerprint
-from lookalike_shared.search_index import INTERNAL_FIELDS
+from lookalike_shared.search_index import INTERNAL_FIELDS, NOT_DELETED, is_live
 
 from .params import SearchParams
 
@@ -25,7 +25,8 @@ class KeywordAnswer:
 
 
 def filter_clauses(params: SearchParams) -> list[dict[str, Any]]:
-    clauses: list[dict[str, Any]] = []
+    """Every query's filter: the request's filters, and never a deletion marker."""
+    clauses: list[dict[str, Any]] = [NOT_DELETED]
     for color in params.colors:
         clauses.append({"term": {"colors": color}})  # every chosen colour must be present
     if params.format:
@@ -48,6 +49,8 @@ def filter_clauses(params: SearchParams) -> list[dict[str, Any]]:
 
 def passes_filters(doc: dict[str, Any], params: SearchParams) -> bool:
     """`filter_clauses` evaluated on one document (tests keep the two in agreement)."""
+    if not is_live(doc):
+        return False
     colors = doc.get("colors") or []
     if any(c not in colors for c in params.colors):
         return False
@@ -121,9 +124,7 @@ class CatalogueSearch:
             "k": size,
             "num_candidates": max(100, 4 * size),
         }
-        filters = filter_clauses(params)
-        if filters:
-            knn["filter"] = {"bool": {"filter": filters}}
+        knn["filter"] = {"bool": {"filter": filter_clauses(params)}}
         resp = await self.es.search(
             index=self.alias, knn=knn, size=size, source_excludes=INTERNAL_FIELDS
         )
@@ -156,7 +157,8 @@ class CatalogueSearch:
             resp = await self.es.get(index=self.alias, id=image_id)
         except NotFoundError:
             return None
-        return dict(resp["_source"])
+        source = dict(resp["_source"])
+        return source if is_live(source) else None
 
     async def fingerprint_of(self, image_id: str) -> Fingerprint | None:
         doc = await self.document(image_id)
