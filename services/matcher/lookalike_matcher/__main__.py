@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import sys
 
 from aiohttp import web
 
@@ -10,7 +13,7 @@ from lookalike_shared.config import env_help
 from lookalike_shared.logs import configure_logging
 
 from .allocator import fix_mmap_threshold
-from .app import init_app
+from .app import REPLAY, init_app
 from .settings import MatcherSettings
 
 
@@ -26,13 +29,18 @@ def main() -> None:
     settings = MatcherSettings()
     configure_logging("matcher", settings.log_level)
     fix_mmap_threshold()  # before the index grows: see allocator.py
+    # If the replay dies, shut down as SIGTERM would, then exit non-zero so that whatever
+    # runs the matcher (compose, the local stack) sees the failure and restarts it.
+    app = init_app(settings, on_replay_failed=lambda: os.kill(os.getpid(), signal.SIGTERM))
     web.run_app(
-        init_app(settings),
+        app,
         host=settings.bind_host,
         port=settings.matcher_port,
         access_log=None,
         print=None,
     )
+    if app[REPLAY].failed:
+        sys.exit(f"matcher stopped: the replay failed ({app[REPLAY].failed})")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,8 @@ process pool, so the event loop only parses and routes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 
 from aiohttp import BodyPartReader, web
@@ -30,13 +29,21 @@ INDEX = web.AppKey("index", FingerprintIndex)
 REPLAY = web.AppKey("replay", FingerprintReplay)
 SETTINGS = web.AppKey("settings", MatcherSettings)
 POOL = web.AppKey("pool", ProcessPoolExecutor)
+ON_REPLAY_FAILED: web.AppKey[Callable[[], None]] = web.AppKey("on_replay_failed")
 
 
-def init_app(settings: MatcherSettings, index: FingerprintIndex | None = None) -> web.Application:
+def init_app(
+    settings: MatcherSettings,
+    index: FingerprintIndex | None = None,
+    on_replay_failed: Callable[[], None] | None = None,
+) -> web.Application:
+    """`on_replay_failed` is called if the replay loop dies (the service's main stops the
+    process with a non-zero code); /readyz says REPLAY-FAILED either way."""
     app = web.Application(client_max_size=settings.max_request_bytes)
     app[SETTINGS] = settings
     app[INDEX] = index or FingerprintIndex()
     app[REPLAY] = FingerprintReplay(settings, app[INDEX])
+    app[ON_REPLAY_FAILED] = on_replay_failed or (lambda: None)
     app.cleanup_ctx.append(_replay_task)
     app.cleanup_ctx.append(_process_pool)
     add_health_routes(app, lambda: app[REPLAY].not_ready_reason)
@@ -50,11 +57,16 @@ def init_app(settings: MatcherSettings, index: FingerprintIndex | None = None) -
 async def _replay_task(app: web.Application) -> AsyncIterator[None]:
     replay = app[REPLAY]
     task = asyncio.create_task(replay.run())
+
+    def died(done: asyncio.Task[None]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            app[ON_REPLAY_FAILED]()
+
+    task.add_done_callback(died)
     yield
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    if replay.next_offsets:
+    await asyncio.wait({task})  # its own error, if it died, was logged and acted on already
+    if replay.next_offsets and replay.failed is None:
         # The loop is stopped, so nothing writes: the snapshot is consistent.
         await asyncio.to_thread(replay.save_snapshot)
 

@@ -231,6 +231,7 @@ class FingerprintIndex:
         # Distinct region-window layouts (every fingerprint of one version shares one).
         self._window_sets: list[tuple[Box, ...]] = []
         self._window_set_of: dict[tuple[tuple[float, float, float, float], ...], int] = {}
+        self._deleted: dict[str, tuple[int, float]] = {}  # image id -> (version, when deleted)
 
     def __len__(self) -> int:
         return len(self._names)
@@ -293,14 +294,23 @@ class FingerprintIndex:
     # --- writes ------------------------------------------------------------------------------
 
     def upsert(self, image_id: str, version: int, fingerprint: Fingerprint) -> bool:
-        """Add or replace; an older or equal version than the one held changes nothing."""
+        """Add or replace; a version no newer than the one held, or than the version the
+        image was deleted at, changes nothing. Everything that could fail on a bad
+        fingerprint is worked out before the index is touched, so a record that cannot be
+        applied leaves no half-written entry."""
         windows = tuple((r.box.x, r.box.y, r.box.w, r.box.h) for r in fingerprint.regions)
         region_codes = np.array([hex_to_u64(r.phash) for r in fingerprint.regions], np.uint64)
         raw_kp = Keypoints.raw_from_text(fingerprint.keypoints) if fingerprint.keypoints else b""
+        descriptors = Keypoints.from_bytes(raw_kp).descriptors if raw_kp else None
+        version = int(np.int64(version))  # OverflowError here, not half-way through a write
         with self._lock:
             slot = self._names.slot_of(image_id)
             if slot is not None and self._slots.version[slot] >= version:
                 return False
+            deleted = self._deleted.get(image_id)
+            if deleted is not None and deleted[0] >= version:
+                return False  # deleted at this version or later: an upsert that came late
+            self._deleted.pop(image_id, None)
             if slot is not None:
                 self._remove_locked(image_id)
             slot = self._new_slot(image_id)
@@ -325,10 +335,10 @@ class FingerprintIndex:
             s.has_chroma[slot] = chroma is not None
             if chroma is not None:
                 s.chroma[slot] = chroma
-            if raw_kp:
+            if descriptors is not None:
                 s.kp_offset[slot] = self.keypoints.append(raw_kp)
                 s.kp_length[slot] = len(raw_kp)
-                self.postings.add(slot, Keypoints.from_bytes(raw_kp).descriptors)
+                self.postings.add(slot, descriptors)
             codes, tags = [hex_to_u64(fingerprint.phash)], [CONTENT]
             if fingerprint.untrimmed_phash_dihedral:
                 codes.append(hex_to_u64(fingerprint.untrimmed_phash_dihedral[0]))
@@ -346,9 +356,27 @@ class FingerprintIndex:
             self._entries += len(codes) + len(region_codes)
             return True
 
-    def delete(self, image_id: str) -> bool:
+    def delete(self, image_id: str, version: int | None = None, at: float | None = None) -> bool:
+        """Remove the image. Given the version it was deleted at, remember it (from `at`, a
+        Unix time) so that an older upsert arriving later is refused."""
         with self._lock:
+            if version is not None:
+                known = self._deleted.get(image_id)
+                if known is None or known[0] < version:
+                    self._deleted[image_id] = (version, time.time() if at is None else at)
             return self._remove_locked(image_id)
+
+    def forget_deletions(self, before: float) -> int:
+        """Stop remembering deletes made before `before` (a Unix time); returns how many."""
+        with self._lock:
+            old = [i for i, (_, at) in self._deleted.items() if at < before]
+            for image_id in old:
+                del self._deleted[image_id]
+            return len(old)
+
+    @property
+    def remembered_deletions(self) -> int:
+        return len(self._deleted)
 
     def _new_slot(self, image_id: str) -> int:
         if self._free_slots:
@@ -406,6 +434,10 @@ class FingerprintIndex:
             arrays[f"ids_{name}"] = array
         arrays["dead_slots"] = np.array(self._dead_slots, dtype=np.int64)
         arrays["free_slots"] = np.array(self._free_slots, dtype=np.int64)
+        deleted = sorted(self._deleted.items())
+        arrays["deleted_ids"] = np.array([i for i, _ in deleted], dtype=np.str_)
+        arrays["deleted_versions"] = np.array([v for _, (v, _) in deleted], dtype=np.int64)
+        arrays["deleted_at"] = np.array([at for _, (_, at) in deleted], dtype=np.float64)
         windows = [[[b.x, b.y, b.w, b.h] for b in boxes] for boxes in self._window_sets]
         return arrays, windows
 
@@ -431,6 +463,16 @@ class FingerprintIndex:
         index._slot_count = n
         index._dead_slots = arrays["dead_slots"].tolist()
         index._free_slots = arrays["free_slots"].tolist()
+        if "deleted_ids" in arrays:
+            index._deleted = {
+                str(i): (int(v), float(at))
+                for i, v, at in zip(
+                    arrays["deleted_ids"],
+                    arrays["deleted_versions"],
+                    arrays["deleted_at"],
+                    strict=True,
+                )
+            }
         index._entries = int(index._slots.codes[index._names.live_slots()].sum())
         for prefix in _TABLES:
             mine = {k[len(prefix) + 1 :]: v for k, v in arrays.items() if k.startswith(prefix)}

@@ -1,4 +1,4 @@
-from prometheus_client import Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 INDEX_IMAGES = Gauge("lookalike_matcher_index_images", "Images in the index.")
 INDEX_ENTRIES = Gauge("lookalike_matcher_index_entries", "Hash entries (content and regions).")
@@ -27,3 +27,15 @@ REPLAY_LAG_RECORDS = Gauge("lookalike_matcher_replay_lag_records", "Records not 
 REPLAY_LAG_SECONDS = Gauge(
     "lookalike_matcher_replay_lag_seconds", "Age of the oldest record not yet applied."
 )
+RECORDS_SKIPPED = Counter(
+    "lookalike_matcher_records_skipped",
+    "Fingerprint records the replay could not apply and skipped, by reason (unreadable: not a "
+    "valid record; unappliable: the index refused it).",
+    ["reason"],
+)
+REMEMBERED_DELETIONS = Gauge(
+    "lookalike_matcher_remembered_deletions",
+    "Deleted images whose delete version is kept, so older upserts arriving late are refused.",
+)
+for _reason in ("unreadable", "unappliable"):
+    RECORDS_SKIPPED.labels(_reason)

@@ -9,6 +9,13 @@
 The replay loop is the index's only writer; it applies each batch of records and writes a
 snapshot in a thread, one at a time, so writes pause while a snapshot is taken and searches
 go on. While the backlog is replayed the index merges its tables rarely (catching_up).
+
+A record that cannot be applied is logged, counted (lookalike_matcher_records_skipped_total)
+and skipped: one bad record must not stop the index from following the topic. Should the
+loop die all the same, `failed` says why, /readyz turns 503 with REPLAY-FAILED and the
+service exits non-zero (app.py), rather than answer from an index that no longer follows.
+A tombstone carries the version its image was deleted at (header lookalike.version): the
+index remembers it for deletion_retention_days and refuses older upserts meanwhile.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
-from lookalike_shared.contracts import FingerprintRecord
+from lookalike_shared.contracts import VERSION_HEADER, FingerprintRecord
 
 from . import metrics
 from .allocator import release_free_memory
@@ -30,6 +37,16 @@ from .settings import MatcherSettings
 from .snapshot import empty_index, load_snapshot, save_snapshot
 
 log = logging.getLogger(__name__)
+
+
+def _header_int(headers: list[tuple[str, bytes]] | None, name: str) -> int | None:
+    for key, value in headers or ():
+        if key == name and value is not None:
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
 
 
 class FingerprintReplay:
@@ -41,9 +58,12 @@ class FingerprintReplay:
         self.applied = 0  # records applied since this process started
         self.next_offsets: dict[int, int] = {}
         self.loaded_from_snapshot = 0  # images the snapshot held
+        self.failed: str | None = None  # why the replay loop died, if it did
         self._dirty = False
         self._last_snapshot = time.monotonic()
         release_free_memory()  # what the snapshot's table merges freed
+        retention = self.settings.deletion_retention_days * 86400
+        self.index.forget_deletions(before=time.time() - retention)
         self._newest_timestamp: float | None = None
 
     @property
@@ -52,6 +72,20 @@ class FingerprintReplay:
         return Path(folder) if folder else None
 
     async def run(self) -> None:
+        """Follow the topic until cancelled; if anything else ends the loop, say so and
+        re-raise (readiness turns REPLAY-FAILED)."""
+        try:
+            await self._follow()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failed = f"{type(exc).__name__}: {exc}"
+            self.not_ready_reason = "REPLAY-FAILED"
+            metrics.READY.set(0)
+            log.exception("the replay stopped; the index no longer follows the topic")
+            raise
+
+    async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap,
             enable_auto_commit=False,
@@ -158,6 +192,8 @@ class FingerprintReplay:
         self._dirty = False
         self._last_snapshot = time.monotonic()
         release_free_memory()  # what the snapshot's table merges freed
+        retention = self.settings.deletion_retention_days * 86400
+        self.index.forget_deletions(before=time.time() - retention)
 
     def _apply_all(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         for records in batch.values():
@@ -168,29 +204,43 @@ class FingerprintReplay:
         self.next_offsets[record.partition] = record.offset + 1
         self._dirty = True
         self._newest_timestamp = record.timestamp / 1000
-        image_id = record.key.decode() if record.key else None
-        if record.value is None:
-            if image_id is not None:
-                self.index.delete(image_id)
-        else:
-            try:
-                parsed = FingerprintRecord.model_validate_json(record.value)
-            except ValidationError as exc:
-                # Written by our own ingest, so this is a bug or a newer schema: skip loudly.
-                log.error(
-                    "unreadable fingerprint record",
-                    extra={
-                        "partition": record.partition,
-                        "offset": record.offset,
-                        "error": str(exc),
-                    },
-                )
-                return
-            self.index.upsert(parsed.image_id, parsed.version, parsed.fingerprint)
+        try:
+            self._apply_record(record)
+        except (ValidationError, UnicodeDecodeError, ValueError) as exc:
+            self._skip(record, "unreadable", exc)
+            return
+        except Exception as exc:
+            self._skip(record, "unappliable", exc)
+            return
         self.applied += 1
         metrics.INDEX_IMAGES.set(len(self.index))
         metrics.INDEX_ENTRIES.set(self.index.entries)
         metrics.KEYPOINT_POSTINGS.set(len(self.index.postings))
+        metrics.REMEMBERED_DELETIONS.set(self.index.remembered_deletions)
+
+    def _apply_record(self, record: ConsumerRecord) -> None:
+        image_id = record.key.decode() if record.key else None
+        if record.value is None:
+            if image_id is not None:
+                version = _header_int(record.headers, VERSION_HEADER)
+                self.index.delete(image_id, version, at=record.timestamp / 1000)
+            return
+        parsed = FingerprintRecord.model_validate_json(record.value)
+        self.index.upsert(parsed.image_id, parsed.version, parsed.fingerprint)
+
+    @staticmethod
+    def _skip(record: ConsumerRecord, reason: str, exc: Exception) -> None:
+        # Written by our own ingest, so this is a bug or a newer schema: skip it loudly.
+        metrics.RECORDS_SKIPPED.labels(reason).inc()
+        log.error(
+            "fingerprint record skipped",
+            extra={
+                "reason": reason,
+                "partition": record.partition,
+                "offset": record.offset,
+                "error": f"{type(exc).__name__}: {str(exc)[:500]}",
+            },
+        )
 
     @staticmethod
     async def _caught_up(consumer: AIOKafkaConsumer, targets: dict[TopicPartition, int]) -> bool:

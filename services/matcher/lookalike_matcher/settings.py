@@ -22,6 +22,11 @@ class MatcherSettings(CommonSettings):
         description="Folder for the index snapshot and keypoint file; empty keeps nothing on "
         "disk, so every start replays the whole topic.",
     )
+    deletion_retention_days: float = Field(
+        30.0,
+        description="How long the version of a deleted image is remembered, refusing older "
+        "upserts that arrive late (Elasticsearch's deletion markers are pruned likewise).",
+    )
     snapshot_interval_seconds: float = Field(
         300.0, description="Write a snapshot this often while records arrive (and on shutdown)."
     )
