@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from PIL import Image
 
 from lookalike_stack.catalogue import publish
-from tests.fixtures.images import jpeg_bytes
+from tests.fixtures.images import jpeg_bytes, sample_path
 from tests.fixtures.ingest import es_ids, latest_fingerprints, read_topic
 from tests.fixtures.services import Pipeline, wait_until
 
@@ -40,7 +40,13 @@ def _bad_files(root: Path) -> dict[str, str]:
     (root / f"bomb-{run}.png").write_bytes(bomb.getvalue())
     with (root / f"huge-{run}.jpg").open("wb") as huge:
         huge.truncate(41 * 1024 * 1024)  # sparse: over the 40 MB limit without using the disk
+    Image.effect_noise((2000, 8), 60).save(root / f"strip-{run}.png")
     return {
+        (root / f"strip-{run}.png").as_uri(): "image_too_narrow",  # once a cv2.error
+        "http://[x]/a.png": "url_invalid",
+        "http://[::1": "url_invalid",
+        f"file://{root}/a%00-{run}.png": "url_invalid",
+        f"http://127\u30020\u30020\u30021:9/{run}.png": "url_forbidden",  # loopback in disguise
         (root / f"truncated-{run}.jpg").as_uri(): "corrupt_image",
         (root / f"report-{run}.jpg").as_uri(): "not_an_image",
         (root / f"empty-{run}.jpg").as_uri(): "empty_image",
@@ -64,6 +70,18 @@ async def test_each_permanent_failure_is_dead_lettered_with_its_reason_and_work_
         {"image_id": f"bad-{n}", "version": 1, "image_url": url, "title": reason}
         for n, (url, reason) in enumerate(bad.items())
     ]
+    # Rows whose image is fine but whose fields no store can take.
+    good_file = sample_path(root, catalogue[5]["image_id"]).as_uri()
+    for n, (change, reason) in enumerate(
+        [
+            ({"version": 2**70}, "invalid_event"),  # once stopped the matcher for good
+            ({"provenance": _nested(500)}, "invalid_event"),  # deeper than metadata goes
+            ({"tags": ["x" * 40_000]}, "invalid_document"),
+        ]
+    ):
+        url = f"{good_file}?row={n}"
+        events.append({"image_id": f"odd-{n}", "version": 1, "image_url": url, **change})
+        bad[url] = reason
     await publish(pipeline.settings, [*events, catalogue[5]])
     settings = pipeline.settings
 
@@ -85,6 +103,13 @@ async def test_each_permanent_failure_is_dead_lettered_with_its_reason_and_work_
         reasons[original["data"]["image_url"]] = headers["lookalike.error.class"]
     assert reasons == bad
     assert set(es_ids(settings)) == {catalogue[5]["image_id"]}
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "deep"
+    for _ in range(depth):
+        value = {"a": value}
+    return value
 
 
 async def _matcher_has(pipeline: Pipeline, n: int) -> bool:

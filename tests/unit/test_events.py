@@ -4,10 +4,12 @@ import json
 
 import pytest
 
+from lookalike_shared.contracts import UPSERTED
 from lookalike_shared.events import (
     ImageRemoved,
     ImageUpserted,
     InvalidEvent,
+    cloudevent_json,
     parse_catalogue_record,
 )
 
@@ -94,3 +96,30 @@ def test_malformed_events_are_rejected_with_the_reason(value: bytes, reason: str
 def test_event_whose_key_is_not_its_image_id_is_rejected() -> None:
     with pytest.raises(InvalidEvent, match="key"):
         parse_catalogue_record(b"img-other", json.dumps(ENVELOPE).encode(), STRUCTURED)
+
+
+@pytest.mark.parametrize("depth", [33, 5000, 100_000])
+def test_an_event_nested_too_deep_is_invalid_not_a_crash(depth: int) -> None:
+    extra = "[" * depth + "]" * depth  # raw text: no JSON encoder would write it for us
+    value = (
+        '{"specversion": "1.0", "id": "e1", "source": "/t", '
+        '"type": "catalogue.image.upserted", "data": {"image_id": "deep", "version": 1, '
+        f'"image_url": "https://cdn.example/x.jpg", "provenance": {extra}}}}}'
+    ).encode()
+
+    with pytest.raises(InvalidEvent, match="nested more than"):
+        parse_catalogue_record(b"deep", value, None)
+
+
+def test_a_version_beyond_a_signed_64_bit_long_is_invalid() -> None:
+    with pytest.raises(InvalidEvent, match="version"):
+        parse_catalogue_record(
+            b"big",
+            cloudevent_json(
+                UPSERTED,
+                {"image_id": "big", "version": 2**63, "image_url": "https://x.example/a.jpg"},
+                "e2",
+                "/t",
+            ),
+            None,
+        )
