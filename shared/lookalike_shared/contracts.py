@@ -1,5 +1,5 @@
-"""Pydantic models of the contracts in DESIGN.md: catalogue events, fingerprint records,
-the matcher API and the gateway's NDJSON lines. Extend these; never break them."""
+"""Pydantic models of the contracts in docs/architecture.md: catalogue events, fingerprint
+records, the matcher API and the gateway's NDJSON lines. Extend these; never break them."""
 
 from __future__ import annotations
 

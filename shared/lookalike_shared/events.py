@@ -1,6 +1,6 @@
 """Turn a Kafka record from the catalogue topic into a typed event, or say exactly why not.
 
-Accepted shapes (DESIGN.md):
+Accepted shapes (docs/architecture.md):
 - CloudEvents structured mode: the value is the JSON envelope
   (header `content-type: application/cloudevents+json`, or a value with `specversion`);
 - CloudEvents binary mode: `ce_*` headers carry the envelope, the value is `data`;

@@ -1,4 +1,4 @@
-"""The matcher's HTTP API (DESIGN.md): search by fingerprint or image, lookup, stats.
+"""The matcher's HTTP API (docs/architecture.md): search by fingerprint or image, lookup, stats.
 
 Searches run in threads (numpy and OpenCV release the GIL), uploads are fingerprinted in the
 process pool, so the event loop only parses and routes.
