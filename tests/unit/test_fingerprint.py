@@ -17,7 +17,7 @@ from lookalike_shared.fingerprint import (
     find_print,
     fingerprint_bytes,
 )
-from lookalike_shared.imaging import MAX_IMAGE_PIXELS, ImageRejected
+from lookalike_shared.imaging import ImageRejected
 from tests.fixtures.images import jpeg_bytes, png_bytes, sample_path, watermarked
 from tests.fixtures.matcher import transformed_fingerprint
 
@@ -132,7 +132,9 @@ def test_plain_part_of_a_picture_is_not_trimmed_pass_after_pass() -> None:
     photo[:, 100:] = 40
     photo[::2, 100:] = 60  # a band of faint streaks: one colour across, not along
     photo[:, 160:] = np.random.default_rng(4).integers(0, 255, (300, 240, 3))
-    assert find_content_box(photo) == (100, 0, 400, 300)
+    left, top, right, bottom = find_content_box(photo)
+    assert left <= 100  # the plainest band may go, never the streaked sky within it
+    assert (top, right, bottom) == (0, 400, 300)  # nothing else is cut
 
 
 def _photographed_on_a_wall(img: Image.Image, far_side_shorter_by: float) -> Image.Image:
@@ -228,15 +230,12 @@ def _bomb_png() -> bytes:
         (_truncated_jpeg(), "corrupt_image"),
         (_bomb_png(), "decompression_bomb"),
         (jpeg_bytes(Image.new("RGB", (4, 4))), "image_too_small"),
+        (png_bytes(Image.effect_noise((2000, 8), 60)), "image_too_narrow"),
     ],
-    ids=["zero-bytes", "pdf-named-jpg", "truncated-jpeg", "decompression-bomb", "tiny"],
+    ids=["zero-bytes", "pdf-named-jpg", "truncated-jpeg", "decompression-bomb", "tiny", "strip"],
 )
 def test_unusable_images_are_refused_with_a_clear_code(data: bytes, code: str) -> None:
     with pytest.raises(ImageRejected) as caught:
         fingerprint_bytes(data)
     assert caught.value.code == code
     assert str(caught.value)
-
-
-def test_bomb_limit_is_below_what_would_exhaust_memory() -> None:
-    assert 12_000 * 12_000 > MAX_IMAGE_PIXELS
