@@ -7,14 +7,19 @@ import asyncio
 import json
 import os
 import sys
+import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
+from lookalike_matcher.app import init_app
 from lookalike_matcher.index import FingerprintIndex
+from lookalike_matcher.settings import MatcherSettings
 from lookalike_shared.config import CommonSettings
 from lookalike_shared.contracts import VERSION_HEADER, Fingerprint, FingerprintRecord
 from lookalike_shared.kafka import make_producer
+from lookalike_stack.processes import free_port
 from tests.fixtures.matcher import make_topics, publish_fingerprints, running_matcher
-from tests.fixtures.services import wait_until
+from tests.fixtures.services import start_app, wait_until
 
 
 def record_json(image_id: str, version: int, fingerprint: Fingerprint) -> dict[str, object]:
@@ -171,3 +176,44 @@ async def test_the_matcher_process_exits_non_zero_when_its_replay_dies(
     _, stderr = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode not in (0, None)
     assert b"the replay failed" in stderr
+
+
+class PausingIndex(FingerprintIndex):
+    """An index whose upserts wait to be let through: a batch caught half-way in its thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def upsert(self, image_id: str, version: int, fingerprint: Fingerprint) -> bool:
+        self.entered.set()
+        if not self.release.wait(30):
+            raise AssertionError("never let through")
+        return super().upsert(image_id, version, fingerprint)
+
+
+async def test_shutdown_snapshot_waits_for_the_batch_being_applied(
+    lookalike_settings: CommonSettings,
+    sample_fingerprints: dict[str, Fingerprint],
+    tmp_path: Path,
+) -> None:
+    await make_topics(lookalike_settings, partitions=1)
+    await publish_fingerprints(lookalike_settings, {"img-00003": sample_fingerprints["img-00003"]})
+    index = PausingIndex()
+    port = free_port()
+    settings = MatcherSettings(
+        **{**lookalike_settings.model_dump(), "bind_host": "127.0.0.1", "matcher_port": port},
+        matcher_data_dir=str(tmp_path),
+    )
+    runner = await start_app(init_app(settings, index=index), port)
+    assert await asyncio.to_thread(index.entered.wait, 30), "the replay never reached the index"
+
+    # Shut down while the batch is half-applied, and let it finish a while later: long after
+    # a shutdown that did not wait for it would have written its snapshot.
+    threading.Timer(1.0, index.release.set).start()
+    await runner.cleanup()
+
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["offsets"] == {"0": 1}
+    assert manifest["images"] == 1  # the record its offset covers is in it

@@ -41,7 +41,7 @@ def init_app(
     process with a non-zero code); /readyz says REPLAY-FAILED either way."""
     app = web.Application(client_max_size=settings.max_request_bytes)
     app[SETTINGS] = settings
-    app[INDEX] = index or FingerprintIndex()
+    app[INDEX] = index if index is not None else FingerprintIndex()  # an empty one is falsy
     app[REPLAY] = FingerprintReplay(settings, app[INDEX])
     app[ON_REPLAY_FAILED] = on_replay_failed or (lambda: None)
     app.cleanup_ctx.append(_replay_task)
@@ -65,9 +65,11 @@ async def _replay_task(app: web.Application) -> AsyncIterator[None]:
     task.add_done_callback(died)
     yield
     task.cancel()
-    await asyncio.wait({task})  # its own error, if it died, was logged and acted on already
+    # Cancelling waits for the batch being applied in its thread to end (replay._in_thread),
+    # so nothing writes any more and the snapshot is consistent. A replay that died has
+    # said why already.
+    await asyncio.wait({task})
     if replay.next_offsets and replay.failed is None:
-        # The loop is stopped, so nothing writes: the snapshot is consistent.
         await asyncio.to_thread(replay.save_snapshot)
 
 

@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
@@ -37,6 +39,18 @@ from .settings import MatcherSettings
 from .snapshot import empty_index, load_snapshot, save_snapshot
 
 log = logging.getLogger(__name__)
+
+
+async def _in_thread(work: Callable[..., None], *args: Any) -> None:
+    """Run index work in a thread and, if we are cancelled meanwhile, wait for it all the
+    same: a thread cannot be stopped half-way, and whoever cancelled us (shutdown) writes a
+    snapshot next, which must not see a batch half-applied."""
+    done = asyncio.ensure_future(asyncio.to_thread(work, *args))
+    try:
+        await asyncio.shield(done)
+    except asyncio.CancelledError:
+        await done
+        raise
 
 
 def _header_int(headers: list[tuple[str, bytes]] | None, name: str) -> int | None:
@@ -105,9 +119,9 @@ class FingerprintReplay:
                 if batch:
                     # In a thread: a table merge takes a while at millions of images, and the
                     # event loop keeps answering searches meanwhile.
-                    await asyncio.to_thread(self._apply_all, batch)
+                    await _in_thread(self._apply_all, batch)
                 if self.not_ready_reason is not None and await self._caught_up(consumer, targets):
-                    await asyncio.to_thread(self.index.catching_up, False)
+                    await _in_thread(self.index.catching_up, False)
                     self.not_ready_reason = None
                     metrics.READY.set(1)
                     log.info(
@@ -121,7 +135,7 @@ class FingerprintReplay:
                     and time.monotonic() - self._last_snapshot
                     >= self.settings.snapshot_interval_seconds
                 ):
-                    await asyncio.to_thread(self.save_snapshot)
+                    await _in_thread(self.save_snapshot)
         finally:
             await consumer.stop()
 
