@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import ValidationError
 
 from lookalike_shared.contracts import VERSION_HEADER, FingerprintRecord
@@ -153,15 +154,11 @@ class FingerprintReplay:
         topic = self.settings.fingerprint_topic
         self.not_ready_reason = "TOPIC-MISSING"
         while True:
-            if topic in await consumer.topics():
-                # topics() reads fresh metadata without keeping it; have the client track
-                # the topic so partitions_for_topic sees a topic created after our start.
-                await consumer._client.add_topic(topic)
-                available = consumer.partitions_for_topic(topic)
-                if available:
-                    break
-            await asyncio.sleep(1)
-        wanted = self.settings.matcher_partitions or sorted(available)
+            available = await self._partitions_of(topic)
+            if available:
+                break
+            await asyncio.sleep(1)  # the topic is created by set-up or ingest, in its time
+        wanted = self.settings.matcher_partitions or available
         unknown = set(wanted) - set(available)
         if unknown:
             raise ValueError(f"partitions {sorted(unknown)} do not exist in {topic}")
@@ -254,6 +251,21 @@ class FingerprintReplay:
                 "offset": record.offset,
                 "error": f"{type(exc).__name__}: {str(exc)[:500]}",
             },
+        )
+
+    async def _partitions_of(self, topic: str) -> list[int]:
+        """The topic's partitions, from fresh metadata ([] while the topic does not exist)."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
+        await admin.start()
+        try:
+            described = await admin.describe_topics([topic])
+        finally:
+            await admin.close()
+        return sorted(
+            int(partition["partition"])
+            for found in described
+            if found.get("topic") == topic and found.get("error_code") == 0
+            for partition in found.get("partitions", [])
         )
 
     @staticmethod
