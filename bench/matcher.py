@@ -57,14 +57,16 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bulk_load import bulk_add, merge
 from robustness import FAMILIES, package_images
 
-from lookalike_matcher import index as index_module
+from lookalike_matcher import candidates as index_module
 from lookalike_matcher.allocator import fix_mmap_threshold
 from lookalike_matcher.appearance import QueryAppearance
-from lookalike_matcher.index import FingerprintIndex, SearchTrace, hex_to_u64
+from lookalike_matcher.index import FingerprintIndex, SearchTrace
 from lookalike_matcher.postings import KEY_BYTES, KEY_TABLES, KeypointPostings, descriptor_keys
 from lookalike_matcher.snapshot import keypoint_store, load_snapshot, save_snapshot
+from lookalike_matcher.state import CENTRE_WINDOWS, IndexState, hex_to_u64
 from lookalike_matcher.verify import STORED_KEYPOINTS, Keypoints
 from lookalike_shared.contracts import Box, Fingerprint, FingerprintRecord
 from lookalike_shared.fingerprint import REGION_WINDOWS, fingerprint_bytes, pack_keypoints
@@ -95,7 +97,7 @@ def real_fingerprints() -> tuple[list[Fingerprint], list[tuple[int, Fingerprint]
 
 
 def query_codes(fp: Fingerprint) -> list[tuple[str, np.ndarray, int]]:
-    """The (table, codes, radius) lookups FingerprintIndex._hash_stage makes for `fp`."""
+    """The (table, codes, radius) lookups candidates.by_hashes makes for `fp`."""
     dihedral = np.array(
         [hex_to_u64(h) for h in fp.phash_dihedral + (fp.untrimmed_phash_dihedral or [])],
         dtype=np.uint64,
@@ -105,7 +107,7 @@ def query_codes(fp: Fingerprint) -> list[tuple[str, np.ndarray, int]]:
     centre = [
         k
         for k, r in enumerate(fp.regions)
-        if (r.box.x, r.box.y, r.box.w, r.box.h) in index_module.CENTRE_WINDOWS
+        if (r.box.x, r.box.y, r.box.w, r.box.h) in CENTRE_WINDOWS
     ]
     turned = np.array([hex_to_u64(h) for h in fp.turned_centre or []], dtype=np.uint64)
     unmarked = np.array([hex_to_u64(fp.unmarked_phash)] if fp.unmarked_phash else [], np.uint64)
@@ -166,7 +168,8 @@ def fill(
     started = time.perf_counter()
     for start in range(0, n, chunk):
         k = min(chunk, n - start)
-        index.bulk_add(
+        bulk_add(
+            index,
             [f"s{j}" for j in range(start, start + k)],
             np.ones(k, dtype=np.int64),
             rng.integers(0, 2**64, k, dtype=np.uint64, endpoint=False),
@@ -184,7 +187,7 @@ def faiss_tables(index: FingerprintIndex) -> dict[str, Any]:
     faiss.omp_set_num_threads(1)
     out = {}
     for name in ("content", "regions", "centre", "smooth"):
-        table = getattr(index, name)
+        table = index.state.tables[name]
         flat = faiss.IndexBinaryFlat(64)
         codes = table.arrays()["codes"]
         # faiss reads each code as 8 bytes; the byte order is the same for queries.
@@ -253,7 +256,9 @@ def index_in_a_folder() -> Iterator[tuple[FingerprintIndex, Path]]:
     """An index keeping its keypoints and postings in a scratch folder, as the service keeps
     them in its data dir; the folder is removed afterwards."""
     folder = Path(tempfile.mkdtemp(prefix="lookalike-bench-"))
-    index = FingerprintIndex(keypoint_store(folder), KeypointPostings(folder))
+    index = FingerprintIndex(
+        IndexState(keypoints=keypoint_store(folder), postings=KeypointPostings(folder))
+    )
     try:
         yield index, folder
     finally:
@@ -277,7 +282,7 @@ def bench_size(
         fill_seconds = fill(index, n - len(originals), rng, args.chunk, key_pool)
         for i, fp in enumerate(originals):
             index.upsert(f"real-{i}", 1, fp)
-        index.merge()
+        merge(index)
         index.postings.seal()
         rss_after = rss_bytes()
         res = measure(index, files, n, originals, queries, args, restart)
@@ -350,15 +355,15 @@ def measure(
 
     if restart:  # in the folder the index keeps its files in, as the service does
         started = time.perf_counter()
-        save_snapshot(index, files, "bench", [0], {0: n})
+        save_snapshot(index.state, files, "bench", [0], {0: n})
         res["snapshot_s"] = time.perf_counter() - started
         gc.collect()
         started = time.perf_counter()
         loaded = load_snapshot(files, "bench", [0])
         res["restart_s"] = time.perf_counter() - started
-        assert loaded is not None and len(loaded.index) == res["images"]
+        assert loaded is not None and len(loaded.state.names) == res["images"]
         source, fp = chosen[0]
-        assert loaded.index.search(fp, limit=1)[0].image_id == f"real-{source}"
+        assert FingerprintIndex(loaded.state).search(fp, limit=1)[0].image_id == f"real-{source}"
     return res
 
 

@@ -7,9 +7,10 @@ import pytest
 
 from lookalike_matcher import ids as ids_module
 from lookalike_matcher import index as index_module
+from lookalike_matcher import state as state_module
 from lookalike_matcher.ids import ImageIds
 from lookalike_matcher.index import FingerprintIndex
-from lookalike_shared.contracts import Box, Fingerprint
+from lookalike_shared.contracts import Box, Fingerprint, RegionHash
 from lookalike_shared.fingerprint import REGION_WINDOWS
 from tests.fixtures.matcher import SAMPLE_IDS
 
@@ -62,14 +63,32 @@ def test_image_ids_take_a_few_dozen_bytes_an_image() -> None:
 
 
 def synthetic(index: FingerprintIndex, first: int, count: int, rng: np.random.Generator) -> None:
-    windows = tuple(Box(x=x, y=y, w=w, h=h) for x, y, w, h in REGION_WINDOWS)
-    index.bulk_add(
-        [f"s{k}" for k in range(first, first + count)],
-        np.ones(count, dtype=np.int64),
-        rng.integers(0, 2**64, count, dtype=np.uint64, endpoint=False),
-        rng.integers(0, 2**64, (count, len(windows)), dtype=np.uint64, endpoint=False),
-        windows,
-    )
+    """`count` images of random hashes (no keypoints, no thumbnail), added as the replay adds."""
+
+    def code() -> str:
+        return f"{int(rng.integers(0, 2**63)) * 2 + int(rng.integers(0, 2)):016x}"
+
+    for k in range(first, first + count):
+        phash = code()
+        fingerprint = Fingerprint(
+            phash=phash,
+            dhash=code(),
+            phash_dihedral=[phash, *(code() for _ in range(7))],
+            regions=[
+                RegionHash(box=Box(x=x, y=y, w=w, h=h), phash=code())
+                for x, y, w, h in REGION_WINDOWS
+            ],
+            trim=Box(x=0, y=0, w=1, h=1),
+            width=640,
+            height=480,
+            megapixels=0.307,
+            orientation="landscape",
+            format="jpeg",
+            palette=[],
+            colors=[],
+            layout=[],
+        )
+        index.upsert(f"s{k}", 1, fingerprint)
 
 
 def test_index_ram_grows_with_images_not_in_fixed_steps() -> None:
@@ -98,10 +117,10 @@ def test_deleted_and_updated_images_free_slots_that_new_images_reuse(
     for image_id in SAMPLE_IDS[:13]:
         assert index.delete(image_id)
     # without reuse: a slot per upsert, 27 * 4; compaction freed slots that updates took
-    assert index._slot_count < 27 * 4
+    assert index.state.slot_count < 27 * 4
     for k in range(40):  # new images take freed slots too
         index.upsert(f"new-{k}", 1, fingerprints[k % len(fingerprints)])
-    assert index._slot_count < 27 * 4  # not 27 * 4 + 40
+    assert index.state.slot_count < 27 * 4  # not 27 * 4 + 40
     assert len(index) == 14 + 40
     assert index.entries == pytest.approx(codes_per_image * len(index), rel=0.2)
     for image_id, fingerprint in list(sample_fingerprints.items())[13:]:
@@ -118,15 +137,15 @@ def test_deleted_and_updated_images_free_slots_that_new_images_reuse(
 def test_replaying_a_backlog_defers_merges_and_catching_up_merges_them(
     monkeypatch: pytest.MonkeyPatch, sample_fingerprints: dict[str, Fingerprint]
 ) -> None:
-    monkeypatch.setattr(index_module, "CONTENT_DELTA", 4)
+    monkeypatch.setattr(state_module, "CONTENT_DELTA", 4)
     index = FingerprintIndex()
     rng = np.random.default_rng(2)
     synthetic(index, 0, 100, rng)  # merged: 100 content codes in the layouts
     index.catching_up(True)
     for image_id, fingerprint in sample_fingerprints.items():
         index.upsert(image_id, 1, fingerprint)
-    assert index.content._view.delta_n > 4  # up to a quarter of the table waits
+    assert index.state.content.unmerged > 4  # up to a quarter of the table waits
     assert index.search(sample_fingerprints["img-00003"])[0].image_id == "img-00003"
     index.catching_up(False)
-    assert all(table._view.delta_n == 0 for table in index._tables())
+    assert all(table.unmerged == 0 for table in index.state.tables.values())
     assert index.search(sample_fingerprints["img-00003"])[0].image_id == "img-00003"

@@ -10,9 +10,11 @@ import pytest
 from PIL import Image, ImageDraw
 
 from lookalike_matcher import index as index_module
-from lookalike_matcher.index import NO_HASH_PAIR, FingerprintIndex
+from lookalike_matcher.candidates import NO_HASH_PAIR
+from lookalike_matcher.index import FingerprintIndex
 from lookalike_matcher.postings import descriptor_keys
-from lookalike_matcher.snapshot import empty_index, keypoint_store, load_snapshot, save_snapshot
+from lookalike_matcher.snapshot import empty_state, keypoint_store, load_snapshot, save_snapshot
+from lookalike_matcher.state import IndexState
 from lookalike_shared.contracts import Fingerprint
 from tests.fixtures.images import watermarked
 from tests.fixtures.matcher import (
@@ -239,19 +241,20 @@ def test_snapshot_restores_an_index_that_answers_the_same(
         root, "img-00026", lambda im: im.crop((0, 0, im.width // 2, im.height // 2))
     )
     # with a data dir, keypoints go to the file beside the snapshot
-    index = FingerprintIndex(keypoint_store(tmp_path))
+    index = FingerprintIndex(IndexState(keypoints=keypoint_store(tmp_path)))
     for image_id, fingerprint in sample_fingerprints.items():
         index.upsert(image_id, 1, fingerprint)
     index.delete("img-00002")
-    save_snapshot(index, tmp_path, "topic-a", [0, 1], {0: 10, 1: 17})
+    save_snapshot(index.state, tmp_path, "topic-a", [0, 1], {0: 10, 1: 17})
     assert load_snapshot(tmp_path, "topic-b", [0, 1]) is None  # another topic: ignored
     assert load_snapshot(tmp_path, "topic-a", [0]) is None  # another partition set: ignored
     loaded = load_snapshot(tmp_path, "topic-a", [1, 0])
     assert loaded is not None and loaded.offsets == {0: 10, 1: 17}
-    assert len(loaded.index) == len(index) == 26
-    assert loaded.index.get("img-00002") is None
-    assert loaded.index.search(query) == index.search(query)
-    assert loaded.index.search(query)[0].image_id == "img-00026"
+    restored = FingerprintIndex(loaded.state)
+    assert len(restored) == len(index) == 26
+    assert restored.get("img-00002") is None
+    assert restored.search(query) == index.search(query)
+    assert restored.search(query)[0].image_id == "img-00026"
 
 
 def test_snapshot_keeps_descriptor_keys_and_forgets_those_written_after_it(
@@ -259,10 +262,10 @@ def test_snapshot_keeps_descriptor_keys_and_forgets_those_written_after_it(
 ) -> None:
     root, _ = sample_catalogue
     query = quarter_crop(root, "img-00001")  # only descriptor keys bring its original
-    index = empty_index(tmp_path)
+    index = FingerprintIndex(empty_state(tmp_path))
     for image_id, fingerprint in sample_fingerprints.items():
         index.upsert(image_id, 1, fingerprint)
-    save_snapshot(index, tmp_path, "topic-a", [0], {0: 27})
+    save_snapshot(index.state, tmp_path, "topic-a", [0], {0: 27})
     before = sorted(p.name for p in tmp_path.glob("postings-*.npy"))
     assert before
     # after the snapshot: a record that replay will apply again, sealed into its own segment
@@ -272,7 +275,7 @@ def test_snapshot_keeps_descriptor_keys_and_forgets_those_written_after_it(
     loaded = load_snapshot(tmp_path, "topic-a", [0])
     assert loaded is not None
     assert sorted(p.name for p in tmp_path.glob("postings-*.npy")) == before
-    match = best(loaded.index, query)
+    match = best(FingerprintIndex(loaded.state), query)  # the restored index
     assert (match.image_id, match.version, match.match) == ("img-00001", 1, "duplicate")
     assert match.distance == NO_HASH_PAIR
 

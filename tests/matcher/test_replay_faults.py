@@ -14,6 +14,7 @@ from pathlib import Path
 from lookalike_matcher.app import init_app
 from lookalike_matcher.index import FingerprintIndex
 from lookalike_matcher.settings import MatcherSettings
+from lookalike_matcher.snapshot import export_state, restore_state
 from lookalike_shared.config import CommonSettings
 from lookalike_shared.contracts import VERSION_HEADER, Fingerprint, FingerprintRecord
 from lookalike_shared.kafka import make_producer
@@ -101,8 +102,8 @@ def test_a_deleted_version_refuses_older_upserts_until_forgotten(
     assert not index.upsert("gone", 6, fingerprint)
     assert index.get("gone") is None
 
-    arrays, windows = index.export()  # a snapshot remembers deletes too
-    restored = FingerprintIndex.restore(arrays, windows, index.keypoints, index.postings)
+    arrays, windows = export_state(index.state)  # a snapshot remembers deletes too
+    restored = FingerprintIndex(restore_state(arrays, windows, index.keypoints, index.postings))
     assert not restored.upsert("gone", 4, fingerprint)
 
     assert restored.forget_deletions(before=2000.0) == 1

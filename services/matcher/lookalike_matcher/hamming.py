@@ -239,6 +239,11 @@ class HammingTable:
         v = self._view
         return v.merged + v.delta_n
 
+    @property
+    def unmerged(self) -> int:
+        """Entries added since the last merge: every search scans them one by one."""
+        return self._view.delta_n
+
     def nbytes(self) -> int:
         v = self._view
         used = v.merged * (8 + 4 + 1) + v.delta_n * (8 + 4 + 1) + self._dead.nbytes

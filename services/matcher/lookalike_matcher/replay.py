@@ -37,7 +37,7 @@ from . import metrics
 from .allocator import release_free_memory
 from .index import FingerprintIndex
 from .settings import MatcherSettings
-from .snapshot import empty_index, load_snapshot, save_snapshot
+from .snapshot import empty_state, load_snapshot, save_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +175,11 @@ class FingerprintReplay:
                 load_snapshot, folder, self.settings.fingerprint_topic, self.partitions
             )
         if snapshot is None:
-            self.index.adopt(empty_index(folder))
+            self.index.adopt(empty_state(folder))
             await consumer.seek_to_beginning(*tps)
             return
-        self.index.adopt(snapshot.index)
-        self.loaded_from_snapshot = len(snapshot.index)
+        self.index.adopt(snapshot.state)
+        self.loaded_from_snapshot = len(snapshot.state.names)
         self.next_offsets = dict(snapshot.offsets)
         for tp in tps:
             offset = snapshot.offsets.get(tp.partition)
@@ -194,7 +194,7 @@ class FingerprintReplay:
         if self.data_dir is None or not self.partitions:
             return
         save_snapshot(
-            self.index,
+            self.index.state,
             self.data_dir,
             self.settings.fingerprint_topic,
             self.partitions,
@@ -258,7 +258,9 @@ class FingerprintReplay:
         admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
         await admin.start()
         try:
-            described = await admin.describe_topics([topic])
+            # Every topic's metadata: asking for this one by name could have the broker
+            # create it (auto.create.topics.enable), uncompacted.
+            described = await admin.describe_topics()
         finally:
             await admin.close()
         return sorted(

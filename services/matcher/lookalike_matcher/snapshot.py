@@ -28,8 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .index import FingerprintIndex
+from .hamming import HammingTable
+from .ids import ImageIds
 from .postings import KeypointPostings, remove_other_segments
+from .state import TABLES, IndexState, new_tables
 from .verify import KeypointStore
 
 log = logging.getLogger(__name__)
@@ -40,9 +42,12 @@ MANIFEST = "manifest.json"
 KEYPOINTS = "keypoints.bin"
 
 
+Array = np.ndarray
+
+
 @dataclass(frozen=True)
 class Snapshot:
-    index: FingerprintIndex
+    state: IndexState
     offsets: dict[int, int]  # partition -> next offset to read
 
 
@@ -50,18 +55,81 @@ def keypoint_store(folder: Path | None) -> KeypointStore:
     return KeypointStore(folder / KEYPOINTS if folder else None)
 
 
-def empty_index(folder: Path | None) -> FingerprintIndex:
-    """An index that keeps its files in `folder`, whatever an ignored snapshot left there
-    removed (its keypoints and postings belong to records that will be replayed again)."""
+def empty_state(folder: Path | None) -> IndexState:
+    """An index state that keeps its files in `folder`, whatever an ignored snapshot left
+    there removed (its keypoints and postings belong to records that will be replayed)."""
     store = keypoint_store(folder)
     store.truncate(0)
     if folder is not None:
         remove_other_segments(folder, keep=[])
-    return FingerprintIndex(store, KeypointPostings(folder))
+    return IndexState(keypoints=store, postings=KeypointPostings(folder))
+
+
+def export_state(state: IndexState) -> tuple[dict[str, Array], list[list[list[float]]]]:
+    """Arrays of the whole state and the region-window layouts (call with writes paused)."""
+    n = state.slot_count
+    slots = state.slots
+    arrays = {f"slot_{name}": getattr(slots, name)[:n] for name in slots.names()}
+    for prefix in TABLES:
+        for name, array in state.tables[prefix].arrays().items():
+            arrays[f"{prefix}_{name}"] = array
+    for name, array in state.names.arrays(n).items():
+        arrays[f"ids_{name}"] = array
+    arrays["dead_slots"] = np.array(state.dead_slots, dtype=np.int64)
+    arrays["free_slots"] = np.array(state.free_slots, dtype=np.int64)
+    deleted = sorted(state.deleted.items())
+    arrays["deleted_ids"] = np.array([i for i, _ in deleted], dtype=np.str_)
+    arrays["deleted_versions"] = np.array([v for _, (v, _) in deleted], dtype=np.int64)
+    arrays["deleted_at"] = np.array([at for _, (_, at) in deleted], dtype=np.float64)
+    windows = [[[b.x, b.y, b.w, b.h] for b in boxes] for boxes in state.window_sets]
+    return arrays, windows
+
+
+def restore_state(
+    arrays: dict[str, Array],
+    windows: list[list[list[float]]],
+    keypoints: KeypointStore,
+    postings: KeypointPostings | None = None,
+) -> IndexState:
+    """The state export_state wrote; fields and tables added since stay empty."""
+    state = IndexState(keypoints=keypoints, postings=postings or KeypointPostings())
+    for boxes in windows:
+        state.window_set(tuple((x, y, w, h) for x, y, w, h in boxes))
+    n = len(arrays["ids_length"])
+    state.slots.grow(max(1024, n))
+    for name in state.slots.names():
+        if f"slot_{name}" in arrays:
+            getattr(state.slots, name)[:n] = arrays[f"slot_{name}"]
+    state.names = ImageIds.from_arrays(
+        {k[4:]: v for k, v in arrays.items() if k.startswith("ids_")}
+    )
+    state.slot_count = n
+    state.dead_slots = arrays["dead_slots"].tolist()
+    state.free_slots = arrays["free_slots"].tolist()
+    if "deleted_ids" in arrays:
+        state.deleted = {
+            str(i): (int(v), float(at))
+            for i, v, at in zip(
+                arrays["deleted_ids"], arrays["deleted_versions"], arrays["deleted_at"], strict=True
+            )
+        }
+    state.entries = int(state.slots.codes[state.names.live_slots()].sum())
+    empty = new_tables()
+    for prefix in TABLES:
+        mine = {k[len(prefix) + 1 :]: v for k, v in arrays.items() if k.startswith(prefix)}
+        if "codes" in mine:  # else a table the writer did not have: empty
+            like = empty[prefix]
+            state.tables[prefix] = HammingTable.from_arrays(
+                mine,
+                delta_limit=like.delta_limit,
+                prefix_bytes_per_entry=like.prefix_bytes_per_entry,
+                widths=tuple(like.widths),
+            )
+    return state
 
 
 def save_snapshot(
-    index: FingerprintIndex,
+    state: IndexState,
     folder: Path,
     topic: str,
     partitions: list[int],
@@ -70,9 +138,9 @@ def save_snapshot(
     """Write the index as of `offsets`; the caller keeps writers paused meanwhile."""
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    arrays, windows = index.export()
-    keypoint_bytes = index.keypoints.flush()
-    segments = index.postings.persist(folder)
+    arrays, windows = export_state(state)
+    keypoint_bytes = state.keypoints.flush()
+    segments = state.postings.persist(folder)
     generation = time.time_ns()
     name = f"snapshot-{generation}.npz"
     tmp = folder / f".{name}.tmp"
@@ -90,7 +158,7 @@ def save_snapshot(
         "keypoints_bytes": keypoint_bytes,
         "postings": segments,
         "window_sets": windows,
-        "images": len(index),
+        "images": len(state.names),
         "written_at": time.time(),
     }
     _write_atomically(folder / MANIFEST, json.dumps(manifest).encode())
@@ -100,7 +168,7 @@ def save_snapshot(
     remove_other_segments(folder, keep=segments)
     log.info(
         "snapshot written",
-        extra={"images": len(index), "seconds": round(time.perf_counter() - started, 3)},
+        extra={"images": len(state.names), "seconds": round(time.perf_counter() - started, 3)},
     )
     return folder / name
 
@@ -136,13 +204,13 @@ def load_snapshot(folder: Path, topic: str, partitions: list[int]) -> Snapshot |
     # Keypoints appended after the snapshot belong to records that will be replayed again.
     store.truncate(int(manifest["keypoints_bytes"]))
     remove_other_segments(folder, keep=manifest["postings"])  # replayed again
-    index = FingerprintIndex.restore(arrays, manifest["window_sets"], store, postings)
+    state = restore_state(arrays, manifest["window_sets"], store, postings)
     offsets = {int(p): int(o) for p, o in manifest["offsets"].items()}
     log.info(
         "snapshot loaded",
-        extra={"images": len(index), "seconds": round(time.perf_counter() - started, 3)},
+        extra={"images": len(state.names), "seconds": round(time.perf_counter() - started, 3)},
     )
-    return Snapshot(index, offsets)
+    return Snapshot(state, offsets)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
