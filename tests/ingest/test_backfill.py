@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lookalike_ingest.backfill import backfill, main
+from lookalike_ingest.backfill import BackfillOptions, backfill, main
 from lookalike_shared.config import CommonSettings
 from tests.fixtures.ingest import read_topic
 
@@ -30,16 +30,17 @@ async def test_second_run_publishes_only_what_changed(
     rows = catalogue[:3]
     write_jsonl(export, [*rows, {"image_id": "no-url", "version": 1}])
     errors = io.StringIO()
+    options = BackfillOptions(progress=False, errors=errors)
 
-    first = await backfill(lookalike_settings, export, state, progress=False, errors=errors)
+    first = await backfill(lookalike_settings, export, state, options)
     assert (first.published, first.unchanged, first.invalid) == (3, 0, 1)
     assert "line 4" in errors.getvalue() and "image_url" in errors.getvalue()
 
-    again = await backfill(lookalike_settings, export, state, progress=False, errors=errors)
+    again = await backfill(lookalike_settings, export, state, options)
     assert (again.published, again.unchanged) == (0, 3)
 
     write_jsonl(export, [rows[0], rows[1], {**rows[2], "version": 2, "title": "Retitled"}])
-    changed = await backfill(lookalike_settings, export, state, progress=False, errors=errors)
+    changed = await backfill(lookalike_settings, export, state, options)
     assert (changed.published, changed.unchanged) == (1, 2)
 
     ids = [row["image_id"] for row in rows]
@@ -59,10 +60,9 @@ async def test_csv_export_and_image_directory_become_upsert_events(
     (folder / "harbour_at_dawn.jpg").write_bytes(b"\xff\xd8")
     (folder / "notes.txt").write_text("not an image")
 
-    csv_run = await backfill(lookalike_settings, export, tmp_path / "a.sqlite", progress=False)
-    dir_run = await backfill(
-        lookalike_settings, tmp_path / "photos", tmp_path / "b.sqlite", progress=False
-    )
+    quiet = BackfillOptions(progress=False)
+    csv_run = await backfill(lookalike_settings, export, tmp_path / "a.sqlite", quiet)
+    dir_run = await backfill(lookalike_settings, tmp_path / "photos", tmp_path / "b.sqlite", quiet)
     assert (csv_run.published, dir_run.published) == (1, 1)
     records = await read_topic(
         lookalike_settings.kafka_bootstrap, lookalike_settings.catalogue_topic
