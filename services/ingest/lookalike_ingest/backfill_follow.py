@@ -146,6 +146,7 @@ class PipelineFollower:
                     pass
         finally:
             self.state.commit()
+            self.report.pending = self.state.pending_count([r.run for r in self.runs])
             self.report.seconds = time.monotonic() - started
         return self.report
 
@@ -176,9 +177,11 @@ class PipelineFollower:
 
     async def _dlq_ends(self) -> dict[TopicPartition, int]:
         topic = self.settings.dlq_topic
-        if not self._dlq_tps:
-            await self.dlq.topics()
-            partitions = self.dlq.partitions_for_topic(topic) or set()
+        if not self._dlq_tps and topic in await self.admin.list_topics():
+            # From the admin client: a consumer's metadata would miss a topic created
+            # after it started, as the dead-letter topic may be.
+            described = await self.admin.describe_topics([topic])
+            partitions = [p["partition"] for t in described for p in t.get("partitions", [])]
             self._dlq_tps = [TopicPartition(topic, p) for p in sorted(partitions)]
             if self._dlq_tps:
                 self.dlq.assign(self._dlq_tps)
