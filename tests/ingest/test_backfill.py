@@ -7,6 +7,7 @@ from typing import Any
 
 from lookalike_ingest.backfill import BackfillOptions, backfill, main
 from lookalike_shared.config import CommonSettings
+from tests.fixtures.embedded_metadata import exif_block, write_jpeg, xmp_packet
 from tests.fixtures.ingest import read_topic
 
 
@@ -84,3 +85,47 @@ def test_backfill_help_explains_sources_and_options(capsys: Any) -> None:
     out = capsys.readouterr().out
     for text in ("JSON Lines", "directory of images", "--rate", "--state", "resumes"):
         assert text in out
+
+
+async def test_a_folder_backfill_takes_each_files_own_metadata_and_counts_first(
+    lookalike_settings: CommonSettings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    write_jpeg(
+        folder / "IMG_0001.jpg",
+        xmp=xmp_packet(
+            title="Nighthawks", creator=["Edward Hopper"], subjects=["diner"], date="1942"
+        ),
+    )
+    write_jpeg(
+        folder / "IMG_0002.jpg",
+        iptc=[(5, "Migrant Mother"), (80, "Dorothea Lange"), (116, "Public domain")],
+        seed=1,
+    )
+    write_jpeg(folder / "harbour_at_dawn.jpg", exif=exif_block(artist="Anonymous"), seed=2)
+    bars = io.StringIO()
+    options = BackfillOptions(bar_file=bars)
+    run = await backfill(lookalike_settings, folder, tmp_path / "state.sqlite", options)
+    assert (run.total, run.published) == (3, 3)
+    assert "3/3" in bars.getvalue()  # counted before publishing: a bar with a total
+
+    records = await read_topic(
+        lookalike_settings.kafka_bootstrap, lookalike_settings.catalogue_topic
+    )
+    data = {json.loads(r.value)["data"]["image_id"]: json.loads(r.value)["data"] for r in records}
+    hopper = data["IMG_0001"]
+    assert (hopper["title"], hopper["creator"], hopper["year"]) == (
+        "Nighthawks",
+        "Edward Hopper",
+        1942,
+    )
+    assert hopper["tags"] == ["diner"]
+    lange = data["IMG_0002"]
+    assert (lange["title"], lange["creator"], lange["rights"]) == (
+        "Migrant Mother",
+        "Dorothea Lange",
+        "Public domain",
+    )
+    fallback = data["harbour_at_dawn"]
+    assert (fallback["title"], fallback["creator"]) == ("harbour at dawn", "Anonymous")

@@ -161,12 +161,24 @@ def _from_exif(image: Image.Image) -> dict[str, Any]:
     keywords = _decode(exif.get(EXIF_XP_KEYWORDS))
     return {
         "title": _decode(exif.get(EXIF_XP_TITLE)),
-        "creator": _decode(exif.get(EXIF_ARTIST)) or _decode(exif.get(EXIF_XP_AUTHOR)),
+        "creator": _exif_text(exif.get(EXIF_ARTIST)) or _decode(exif.get(EXIF_XP_AUTHOR)),
         "year": _year(_decode(details.get(EXIF_DATETIME_ORIGINAL)))
         or _year(_decode(exif.get(EXIF_DATETIME))),
         "tags": [k.strip() for k in keywords.split(";") if k.strip()] if keywords else [],
-        "rights": _decode(exif.get(EXIF_COPYRIGHT)),
+        "rights": _exif_text(exif.get(EXIF_COPYRIGHT)),
     }
+
+
+def _exif_text(value: Any) -> str | None:
+    """An EXIF text tag: ASCII by the standard, UTF-8 as most software writes it today,
+    which Pillow hands over decoded as Latin-1."""
+    text = _decode(value)
+    if text is None:
+        return None
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text  # real Latin-1 (or already right)
 
 
 def _decode(value: Any) -> str | None:
