@@ -63,7 +63,7 @@ async def test_backfill_follows_until_every_event_is_indexed_or_dead_lettered(
     assert dict(follow.dead) == {"fetch_not_found": 3}
     assert len(follow.examples["fetch_not_found"]) == 2
     assert set(follow.examples["fetch_not_found"]) < {"gone-0", "gone-1", "gone-2"}
-    assert follow.matcher_images == len(es_ids(lookalike_settings)) == 6
+    assert follow.matcher_images == follow.es_images == len(es_ids(lookalike_settings)) == 6
     text = report(summary, tmp_path / "state.sqlite")
     assert "indexed 6, unchanged 0, dead-lettered 3" in text
     assert "python -m lookalike_ingest.replay_dlq --reason fetch_not_found" in text

@@ -255,6 +255,8 @@ class PipelineFollower:
         try:
             async with self.http.get(f"{self.matcher_url}/v1/stats") as resp:
                 stats = await resp.json()
+            # Refreshed first: a count reads only what the last refresh made searchable.
+            await self.es.indices.refresh(index=self.settings.es_alias)
             count = await self.es.count(index=self.settings.es_alias)
         except (aiohttp.ClientError, TimeoutError, ESConnectionError, NotFoundError) as exc:
             self._say_once(f"cannot ask the matcher or Elasticsearch yet: {exc}", "matcher")
