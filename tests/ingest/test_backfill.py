@@ -83,7 +83,17 @@ def test_backfill_help_explains_sources_and_options(capsys: Any) -> None:
     except SystemExit as exc:
         assert exc.code == 0
     out = capsys.readouterr().out
-    for text in ("JSON Lines", "directory of images", "--rate", "--state", "resumes"):
+    for text in (
+        "JSON Lines",
+        "directory of images",
+        "--db URL",
+        "--map FIELD=COLUMN",
+        "--no-follow",
+        "--matcher URL",
+        "--rate",
+        "--state",
+        "resumes",
+    ):
         assert text in out
 
 

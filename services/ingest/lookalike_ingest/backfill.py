@@ -210,6 +210,10 @@ class _Job:
             following = asyncio.create_task(follower.follow(published, self.stop))
         try:
             await self.publish(summary, follower)
+        except BaseException:
+            if following is not None:
+                following.cancel()  # its clients close next
+            raise
         finally:
             published.set()
             if summary.error or summary.interrupted:

@@ -10,7 +10,8 @@ dead-lettered, from what the pipeline itself records, never from an estimate.
                                                 (by this run) or unchanged (it held this
                                                 version or a newer one already)
     once none is pending: the matcher's /v1/stats, until it holds as many images as
-      Elasticsearch (every fingerprint record is durable before its document is written)
+      Elasticsearch then has documents (a fingerprint record is durable before its
+      document is written, so every document's fingerprint is on its way to the matcher)
 
 The worker writes a dead letter before it commits past its event, so the dead-letter
 topic, read to its end after the commits were read, names every dead-lettered one. Outcomes
@@ -249,20 +250,22 @@ class PipelineFollower:
 
     async def _matcher_caught_up(self) -> bool:
         """True without a matcher URL; else once the matcher holds as many images as
-        Elasticsearch has documents."""
+        Elasticsearch had documents when the last event settled (counted once: a count
+        scans the index)."""
         if self.matcher_url is None or self.http is None:
             return True
         try:
+            if self.report.es_images is None:
+                # Refreshed first: a count reads only what the last refresh made searchable.
+                await self.es.indices.refresh(index=self.settings.es_alias)
+                count = await self.es.count(index=self.settings.es_alias)
+                self.report.es_images = int(count["count"])
             async with self.http.get(f"{self.matcher_url}/v1/stats") as resp:
                 stats = await resp.json()
-            # Refreshed first: a count reads only what the last refresh made searchable.
-            await self.es.indices.refresh(index=self.settings.es_alias)
-            count = await self.es.count(index=self.settings.es_alias)
         except (aiohttp.ClientError, TimeoutError, ESConnectionError, NotFoundError) as exc:
             self._say_once(f"cannot ask the matcher or Elasticsearch yet: {exc}", "matcher")
             return False
         self.report.matcher_images = int(stats.get("images", 0))
-        self.report.es_images = int(count["count"])
         self.bar.set_postfix_str(
             f"matcher {self.report.matcher_images}/{self.report.es_images}", refresh=True
         )
