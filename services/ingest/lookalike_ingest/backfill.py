@@ -473,6 +473,9 @@ def main(argv: list[str] | None = None) -> int:
     except SourceError as exc:
         print(f"backfill: {exc}", file=sys.stderr)
         return 2
+    except (KafkaError, OSError) as exc:
+        print(f"backfill: cannot reach Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
+        return 2
     print(report(summary, state))
     if summary.interrupted or summary.timed_out:
         return 130 if summary.interrupted else 1
