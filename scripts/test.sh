@@ -31,6 +31,20 @@ if [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# Debian's MariaDB server for the backfill's database tests: the tests start mariadbd
+# themselves, on a free port with a data folder of their own (never the system service).
+if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[lookalike] installing Debian's mariadb-server for the backfill's database tests"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mariadb-server >/dev/null
+    # Where the package starts its service, stop it: the tests start their own server.
+    (systemctl stop mariadb || service mariadb stop) >/dev/null 2>&1 || true
+  else
+    echo "[lookalike] no mariadbd: the backfill's database tests will be skipped (install Debian's mariadb-server)"
+  fi
+fi
+
 echo "[lookalike] ruff check"
 ruff check .
 echo "[lookalike] ruff format --check"

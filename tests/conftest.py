@@ -15,4 +15,5 @@ pytest_plugins = [
     "tests.fixtures.gateway",
     "tests.fixtures.ingest",
     "tests.fixtures.matcher",
+    "tests.fixtures.mariadb",
 ]

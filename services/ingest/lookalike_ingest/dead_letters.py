@@ -1,5 +1,7 @@
 """The dead-letter topic: a record that can never be applied goes there, untouched, with
-the reason in `lookalike.error.*` headers, and the worker carries on."""
+the reason in `lookalike.error.*` headers, and the worker carries on. The same facts go in
+the headers Kafka Connect's dead-letter queues use (`__connect.errors.*`), so existing
+Kafka tooling that reads those shows where each record came from and why it failed."""
 
 from __future__ import annotations
 
@@ -30,6 +32,13 @@ class DeadLetters:
             ("lookalike.error.class", code.encode()),
             ("lookalike.error.message", message[:2000].encode()),
             ("lookalike.error.time", datetime.now(UTC).isoformat().encode()),
+            ("__connect.errors.topic", record.topic.encode()),
+            ("__connect.errors.partition", str(record.partition).encode()),
+            ("__connect.errors.offset", str(record.offset).encode()),
+            ("__connect.errors.exception.class.name", code.encode()),
+            ("__connect.errors.exception.message", message[:2000].encode()),
+            # A verdict on the event, not a crash: there is no stack to show, only the reason.
+            ("__connect.errors.exception.stacktrace", f"{code}: {message}"[:2000].encode()),
         ]
         await self.backoff.retry_backend(
             "dlq",
