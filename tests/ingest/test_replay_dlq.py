@@ -26,6 +26,9 @@ async def test_dead_lettered_event_is_indexed_once_its_cause_is_fixed(
 
     late.write_bytes(next(root.glob("img-00004.*")).read_bytes())  # the file is restored
     assert await replay(settings, {"url_forbidden"}) == {}  # other reasons are left alone
+    sent = len(await read_topic(settings.kafka_bootstrap, settings.catalogue_topic))
+    assert await replay(settings, {"fetch_not_found"}, dry_run=True) == {"fetch_not_found": 1}
+    assert len(await read_topic(settings.kafka_bootstrap, settings.catalogue_topic)) == sent
     assert await replay(settings, {"fetch_not_found"}) == {"fetch_not_found": 1}
 
     async def indexed() -> bool:
@@ -33,4 +36,5 @@ async def test_dead_lettered_event_is_indexed_once_its_cause_is_fixed(
 
     await wait_until(indexed, what="the replayed event to be indexed")
     replayed = [r for r in await read_topic(settings.kafka_bootstrap, settings.catalogue_topic)][-1]
-    assert not [k for k, _ in replayed.headers if k.startswith("lookalike.error.")]
+    reasons = ("lookalike.error.", "__connect.errors.")
+    assert not [k for k, _ in replayed.headers if k.startswith(reasons)]

@@ -2,9 +2,9 @@
 
 After fixing what made events fail (an image host back up, a file restored, a catalogue
 bug fixed), replay them: each record is produced again to its original topic with its
-original key, value and headers (the lookalike.error.* headers removed). Filter by reason
-with --reason. The DLQ itself is left as it is, so a replay can be repeated; versions make
-a repeated event harmless.
+original key, value and headers (the lookalike.error.* and __connect.errors.* headers
+removed). Filter by reason with --reason. The DLQ itself is left as it is, so a replay can
+be repeated; versions make a repeated event harmless.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from lookalike_shared.config import CommonSettings
 from lookalike_shared.kafka import make_producer
 
-ERROR_HEADER_PREFIX = "lookalike.error."
+# The reasons dead_letters.py adds, ours and Kafka Connect's: a replayed event goes back
+# as the catalogue sent it.
+ERROR_HEADER_PREFIXES = ("lookalike.error.", "__connect.errors.")
 
 
 async def replay(
@@ -62,7 +64,7 @@ async def replay(
                             headers=[
                                 (k, v)
                                 for k, v in record.headers
-                                if not k.startswith(ERROR_HEADER_PREFIX)
+                                if not k.startswith(ERROR_HEADER_PREFIXES)
                             ],
                         )
     finally:
