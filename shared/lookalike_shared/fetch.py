@@ -33,12 +33,20 @@ AddrInfo = tuple[Any, Any, int, str, tuple[Any, ...]]
 
 
 class FetchError(Exception):
-    """`transient` errors are worth retrying (timeouts, 5xx); the rest never will succeed."""
+    """`transient` errors are worth retrying (timeouts, 5xx); the rest never will succeed.
+    The message is fit for anyone (it names nothing of our disks or network); `detail`
+    adds what an operator needs (the path), for logs and dead letters only."""
 
-    def __init__(self, code: str, message: str, transient: bool = False) -> None:
+    def __init__(
+        self, code: str, message: str, transient: bool = False, detail: str | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.transient = transient
+        self.detail = detail
+
+    def for_operators(self) -> str:
+        return f"{self} ({self.detail})" if self.detail else str(self)
 
 
 class ForbiddenAddress(OSError):
@@ -237,19 +245,21 @@ class ImageFetcher:
             path = Path(unquote(url.raw_path)).resolve()
         except (ValueError, OSError) as exc:  # an embedded NUL, a loop of links
             raise FetchError("url_invalid", f"the file path is not valid: {exc}") from None
+        where = str(path)
         if not path.is_relative_to(root.resolve()):
-            raise FetchError("url_forbidden", "the file is outside the file root")
+            raise FetchError("url_forbidden", "the file is outside the file root", detail=where)
         try:
             size = path.stat().st_size
             if size > self.policy.max_bytes:
-                raise FetchError("image_too_large", f"the file is {size} bytes")
+                raise FetchError("image_too_large", f"the file is {size} bytes", detail=where)
             return path.read_bytes()
         except FileNotFoundError as exc:
-            raise FetchError("fetch_not_found", "the file does not exist") from exc
+            raise FetchError("fetch_not_found", "the file does not exist", detail=where) from exc
         except IsADirectoryError as exc:
-            raise FetchError("fetch_not_found", "the path is a directory") from exc
-        except (PermissionError, OSError) as exc:
-            raise FetchError("fetch_refused", f"the file cannot be read: {exc.strerror}") from exc
+            raise FetchError("fetch_not_found", "the path is a directory", detail=where) from exc
+        except OSError as exc:
+            message = f"the file cannot be read: {exc.strerror}"
+            raise FetchError("fetch_refused", message, detail=where) from exc
 
 
 def policy_from(settings: Any) -> FetchPolicy:

@@ -91,10 +91,10 @@ class EventHandler:
                 return data
             except FetchError as exc:
                 if not exc.transient:
-                    raise PermanentFailure(exc.code, str(exc)) from exc
+                    raise PermanentFailure(exc.code, exc.for_operators()) from exc
                 if attempt == self.settings.fetch_max_attempts:
                     raise PermanentFailure(
-                        "fetch_gave_up", f"{exc} (after {attempt} attempts)"
+                        "fetch_gave_up", f"{exc.for_operators()} (after {attempt} attempts)"
                     ) from exc
                 metrics.EVENTS.labels("retried").inc()
                 log.warning("fetch failed, retrying", extra={"url": url, "error": str(exc)})
