@@ -3,9 +3,10 @@
 up      start the embedded Kafka/Elasticsearch stand-in (unless LOOKALIKE_KAFKA_BOOTSTRAP
         and LOOKALIKE_ES_URL name real ones), ingest, matcher and gateway on loopback,
         publish the sample catalogue, wait until it is searchable, print the URL. A part
-        that dies is restarted with a backoff (1 s doubling up to 30 s); one that dies 5
-        times in a row without staying up 30 s stops the stack. Ctrl-C or SIGTERM stops
-        everything. Logs: <data-dir>/logs/ (the launcher's own in stack.log).
+        that dies is restarted with a backoff (1, 2, 4, 8 s: doubling, capped at 30 s, from
+        1 s again once it stayed up 30 s); one that dies 5 times in a row without staying
+        up 30 s stops the stack. Ctrl-C or SIGTERM stops everything. Logs:
+        <data-dir>/logs/ (the launcher's own in stack.log).
 setup   create the Kafka topics and the Elasticsearch index behind its alias, then exit
         (the one-shot set-up service of compose.yaml).
 """
@@ -42,7 +43,16 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command")
-    up = sub.add_parser("up", help="run the whole system locally with the sample catalogue")
+    up = sub.add_parser(
+        "up",
+        help="run the whole system locally with the sample catalogue",
+        description=(
+            "Run ingest, matcher and gateway (and the embedded stand-in) on loopback. A part "
+            "that dies is restarted with a backoff; one that dies 5 times in a row without "
+            "staying up 30 s stops the stack. Ctrl-C or SIGTERM stops everything. Logs: "
+            "<data-dir>/logs/ (the launcher's own in stack.log)."
+        ),
+    )
     env = os.environ.get
     up.add_argument(
         "--data-dir",
