@@ -5,19 +5,56 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh" dev
 cd "$ROOT"
 
-# Debian's Prometheus gives promtool and a real server for the deploy checks.
-if ! command -v promtool >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "[lookalike] installing Debian's prometheus (promtool) for the deploy checks"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-    # The package starts a server on :9090 we do not want; the tests start their own.
-    (systemctl stop prometheus || service prometheus stop || pkill -x prometheus) >/dev/null 2>&1 || true
-  else
-    echo "promtool is missing: install Debian's 'prometheus' package (or Prometheus' release)" >&2
-    exit 1
+# --- Prometheus (promtool and a real server) for the deploy checks --------------------------
+# Taken from the files of Debian's `prometheus` package, never installed: installing it would
+# start a system service and enable it for every boot. The package is downloaded once and
+# unpacked into .cache/debian/prometheus (git-ignored); its usr/bin goes first on PATH for this
+# run. Both binaries need only libc. A promtool and prometheus already on PATH are used as they
+# are; LOOKALIKE_PROMETHEUS_FROM_DEBIAN=1 takes Debian's files anyway.
+PROMETHEUS_TREE="${LOOKALIKE_DEBIAN_CACHE:-$ROOT/.cache/debian}/prometheus"
+unpack_debian_prometheus() {
+  local work
+  if ! command -v apt-get >/dev/null 2>&1 || ! command -v dpkg-deb >/dev/null 2>&1; then
+    echo "promtool and prometheus are missing: put them on PATH (Prometheus' release" \
+      "tarball has both), or run on Debian/Ubuntu where this script takes Debian's" >&2
+    return 1
   fi
+  if ! apt-cache show prometheus >/dev/null 2>&1; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "apt does not know the prometheus package yet: run 'apt-get update' as root" >&2
+      return 1
+    fi
+    echo "[lookalike] apt-get update (package lists, to find Debian's prometheus package)"
+    apt-get update -qq >/dev/null
+  fi
+  echo "[lookalike] downloading Debian's prometheus package to unpack promtool and" \
+    "prometheus into $PROMETHEUS_TREE (the package is not installed: no system service)"
+  work="$PROMETHEUS_TREE.partial"
+  rm -rf "$work"
+  mkdir -p "$work"
+  (
+    download="$(mktemp -d)" # under /tmp: apt's own download user can reach it
+    trap 'rm -rf "$download"' EXIT
+    if [ "$(id -u)" = 0 ] && id _apt >/dev/null 2>&1; then chown _apt "$download"; fi
+    cd "$download"
+    apt-get download -qq prometheus >/dev/null
+    dpkg-deb -x prometheus_*.deb "$work/tree"
+  )
+  "$work/tree/usr/bin/promtool" --version >/dev/null
+  "$work/tree/usr/bin/prometheus" --version >/dev/null
+  rm -rf "$PROMETHEUS_TREE"
+  mv "$work/tree" "$PROMETHEUS_TREE" # whole or not at all, so a broken unpack is not reused
+  rmdir "$work"
+}
+if [ -n "${LOOKALIKE_PROMETHEUS_FROM_DEBIAN:-}" ] ||
+  ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+  if [ ! -x "$PROMETHEUS_TREE/usr/bin/promtool" ] || [ ! -x "$PROMETHEUS_TREE/usr/bin/prometheus" ]; then
+    unpack_debian_prometheus
+  fi
+  export PATH="$PROMETHEUS_TREE/usr/bin:$PATH"
 fi
+echo "[lookalike] using $(command -v promtool) ($(promtool --version 2>&1 | head -n 1))"
+# --- end of Prometheus ---------------------------------------------------------------------
 
 # Debian's Chromium for the browser test (Playwright drives it; no browser download).
 if [ ! -x /usr/bin/chromium ]; then

@@ -1,11 +1,10 @@
-"""Debian's real Prometheus scrapes the running services and answers, through its HTTP API,
+"""A real Prometheus (Debian's) scrapes the running services and answers, through its HTTP API,
 with a metric of each after a search."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import subprocess
 import urllib.parse
 import urllib.request
@@ -32,10 +31,11 @@ def _query(port: int, promql: str) -> list[dict[str, Any]]:
 
 
 async def test_prometheus_scrapes_a_metric_of_every_service_after_a_search(
-    pipeline: Pipeline, sample_catalogue: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+    pipeline: Pipeline,
+    sample_catalogue: tuple[Path, list[dict[str, Any]]],
+    tmp_path: Path,
+    prometheus: str,
 ) -> None:
-    binary = shutil.which("prometheus")
-    assert binary, "Debian's prometheus package is missing (scripts/test.sh installs it)"
     root, catalogue = sample_catalogue
     await publish(pipeline.settings, catalogue[:3])
 
@@ -63,7 +63,7 @@ async def test_prometheus_scrapes_a_metric_of_every_service_after_a_search(
     (tmp_path / "prometheus.yml").write_text(json.dumps(config))  # JSON is valid YAML
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
-        binary,
+        prometheus,
         f"--config.file={tmp_path / 'prometheus.yml'}",
         f"--storage.tsdb.path={tmp_path / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -132,18 +131,6 @@ def metric_names(expr: str) -> set[str]:
 
 
 # ------------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail(
-            "promtool is not on PATH. Install it with Debian's `prometheus` package "
-            "(apt-get install -y prometheus provides /usr/bin/promtool); the deploy tests "
-            "validate the Prometheus files with it and are not skipped without it."
-        )
-    return path
 
 
 def run_promtool(promtool: str, *args: str, cwd: Path = PROMETHEUS_DIR) -> None:

@@ -2,8 +2,11 @@
 
 up      start the embedded Kafka/Elasticsearch stand-in (unless LOOKALIKE_KAFKA_BOOTSTRAP
         and LOOKALIKE_ES_URL name real ones), ingest, matcher and gateway on loopback,
-        publish the sample catalogue, wait until it is searchable, print the URL; Ctrl-C
-        stops everything.
+        publish the sample catalogue, wait until it is searchable, print the URL. A part
+        that dies is restarted with a backoff (1, 2, 4, 8 s: doubling, capped at 30 s, from
+        1 s again once it stayed up 30 s); one that dies 5 times in a row without staying
+        up 30 s stops the stack. Ctrl-C or SIGTERM stops everything. Logs:
+        <data-dir>/logs/ (the launcher's own in stack.log).
 setup   create the Kafka topics and the Elasticsearch index behind its alias, then exit
         (the one-shot set-up service of compose.yaml).
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import sys
@@ -22,11 +26,14 @@ from pathlib import Path
 from types import FrameType
 
 from lookalike_shared.config import CommonSettings
+from lookalike_shared.logs import JsonFormatter
 
 from .catalogue import publish, set_up
 from .embedded import Backends, start_embedded
-from .processes import StackError, Supervisor, port_is_free
+from .processes import RestartPolicy, StackError, Supervisor, port_is_free
 from .sample import materialize
+
+log = logging.getLogger("lookalike_stack")  # the supervisor's restarts are logged here too
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +43,16 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command")
-    up = sub.add_parser("up", help="run the whole system locally with the sample catalogue")
+    up = sub.add_parser(
+        "up",
+        help="run the whole system locally with the sample catalogue",
+        description=(
+            "Run ingest, matcher and gateway (and the embedded stand-in) on loopback. A part "
+            "that dies is restarted with a backoff; one that dies 5 times in a row without "
+            "staying up 30 s stops the stack. Ctrl-C or SIGTERM stops everything. Logs: "
+            "<data-dir>/logs/ (the launcher's own in stack.log)."
+        ),
+    )
     env = os.environ.get
     up.add_argument(
         "--data-dir",
@@ -85,12 +101,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_up(args: argparse.Namespace) -> int:
     data_dir: Path = args.data_dir.resolve()
-    supervisor = Supervisor(data_dir / "logs")
-
-    def on_sigterm(_signo: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_sigterm)
+    supervisor = Supervisor(data_dir / "logs", RestartPolicy())
+    _configure_output(supervisor.log_dir)
+    _install_stop_handlers()
     try:
         for name, port in (
             ("gateway", args.gateway_port),
@@ -111,30 +124,49 @@ def run_up(args: argparse.Namespace) -> int:
             catalogue = materialize(data_dir / "catalogue")
             say(f"publishing {len(catalogue)} sample catalogue events")
             asyncio.run(publish(settings, catalogue))
-            _wait_searchable(args, settings, len(catalogue))
+            _wait_searchable(args, supervisor, settings, len(catalogue))
         url = f"http://127.0.0.1:{args.gateway_port}/"
         say(f"lookalike is up: open {url}  (logs in {supervisor.log_dir}; Ctrl-C stops)")
         say(f"try: curl -F image=@{data_dir / 'catalogue' / 'img-00003.png'} {url}v1/search")
         while True:
-            time.sleep(0.5)
-            dead = supervisor.dead_child()
-            if dead is not None:
-                raise StackError(
-                    f"{dead.name} stopped unexpectedly (code {dead.proc.returncode}); "
-                    f"last lines:\n{dead.tail()}"
-                )
+            time.sleep(0.2)
+            supervisor.supervise()
     except KeyboardInterrupt:
         say("stopping")
         return 0
     except (StackError, TimeoutError) as exc:
-        say(f"error: {exc}")
+        log.error(f"error: {exc}")
         return 1
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip cleanup
+        # A second Ctrl-C or SIGTERM must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         supervisor.stop_all()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         say("stopped")
+
+
+def _install_stop_handlers() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM both stop the stack, set explicitly: a launcher started in
+    the background by a non-interactive shell (`scripts/run-local.sh &`) inherits SIGINT as
+    ignored, and Python then leaves it ignored."""
+
+    def on_sigterm(_signo: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the handler asyncio.run expects
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def _configure_output(log_dir: Path) -> None:
+    """What the launcher says goes to stdout and, as JSON lines, to logs/stack.log."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    out = logging.StreamHandler(sys.stdout)
+    out.setFormatter(logging.Formatter("[lookalike] %(message)s"))
+    to_file = logging.FileHandler(log_dir / "stack.log")
+    to_file.setFormatter(JsonFormatter("stack"))
+    log.handlers[:] = [out, to_file]
+    log.setLevel(logging.INFO)
+    log.propagate = False
 
 
 def _backends(args: argparse.Namespace, supervisor: Supervisor, data_dir: Path) -> Backends:
@@ -175,12 +207,18 @@ def _start_services(
         supervisor.wait_ready(child, f"http://127.0.0.1:{port}/readyz", args.timeout)
 
 
-def _wait_searchable(args: argparse.Namespace, settings: CommonSettings, expected: int) -> None:
+def _wait_searchable(
+    args: argparse.Namespace, supervisor: Supervisor, settings: CommonSettings, expected: int
+) -> None:
     """Searchable means both halves have it: the matcher's index and Elasticsearch."""
     deadline = time.monotonic() + args.timeout
     counts: tuple[int, int] = (0, 0)
     while time.monotonic() < deadline:
-        counts = (_matcher_images(args.matcher_port), _es_count(settings))
+        supervisor.supervise()
+        try:
+            counts = (_matcher_images(args.matcher_port), _es_count(settings))
+        except OSError:
+            counts = (0, 0)  # a part is restarting
         if min(counts) >= expected:
             say(f"{expected} images are searchable")
             return
@@ -203,7 +241,7 @@ def _es_count(settings: CommonSettings) -> int:
 
 
 def say(message: str) -> None:
-    print(f"[lookalike] {message}", flush=True)
+    log.info(message)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from .processes import Child, StackError, Supervisor, port_is_free, wait_for_port
+from .processes import (
+    Child,
+    StackError,
+    Supervisor,
+    port_is_free,
+    ports_open,
+    wait_for_port,
+)
 
 
 @dataclass(frozen=True)
@@ -108,4 +116,5 @@ def start_embedded(
         wait_for_port(es_port, child.proc, "noida-db (Elasticsearch)", timeout)
     except StackError as exc:
         raise StackError(f"{exc}; last lines of {child.log_path}:\n{child.tail()}") from exc
+    child.ready, child.ready_check = True, functools.partial(ports_open, kafka_port, es_port)
     return Backends(f"127.0.0.1:{kafka_port}", f"http://127.0.0.1:{es_port}")
