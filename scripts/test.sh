@@ -69,16 +69,31 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 
 # Debian's MariaDB server for the backfill's database tests: the tests start mariadbd
-# themselves, on a free port with a data folder of their own (never the system service).
+# themselves, on a free port with a data folder of their own. The package's own service is
+# neither started (policy-rc.d refuses it during the install) nor enabled for the next boot.
 if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "[lookalike] installing Debian's mariadb-server for the backfill's database tests"
+    echo "[lookalike] installing Debian's mariadb-server for the backfill's database tests" \
+      "(its system service is not started or enabled: the tests run their own server)"
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mariadb-server >/dev/null
-    # Where the package starts its service, stop it: the tests start their own server.
-    (systemctl stop mariadb || service mariadb stop) >/dev/null 2>&1 || true
+    policy=/usr/sbin/policy-rc.d
+    made_policy=""
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
+      trap 'rm -f "$policy"' EXIT # gone even if the install fails
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      mariadb-server >/dev/null
+    if [ -n "$made_policy" ]; then rm -f "$policy" && trap - EXIT; fi
+    if command -v systemctl >/dev/null 2>&1; then
+      systemctl disable mariadb >/dev/null 2>&1 || true
+    fi
+    if command -v update-rc.d >/dev/null 2>&1; then
+      update-rc.d mariadb disable >/dev/null 2>&1 || true
+    fi
   else
-    echo "[lookalike] no mariadbd: the backfill's database tests will be skipped (install Debian's mariadb-server)"
+    echo "[lookalike] no mariadbd: the backfill's database tests will be skipped" \
+      "(install Debian's mariadb-server)"
   fi
 fi
 

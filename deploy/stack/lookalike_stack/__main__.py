@@ -27,6 +27,7 @@ from types import FrameType
 
 from lookalike_shared.config import CommonSettings
 from lookalike_shared.logs import JsonFormatter
+from lookalike_shared.search_index import NOT_DELETED
 
 from .catalogue import publish, set_up
 from .embedded import Backends, start_embedded
@@ -235,8 +236,14 @@ def _matcher_images(port: int) -> int:
 
 
 def _es_count(settings: CommonSettings) -> int:
+    """Images Elasticsearch holds (deletion markers are not images)."""
     url = f"{settings.es_url.rstrip('/')}/{settings.es_alias}/_count"
-    with urllib.request.urlopen(url, timeout=5) as resp:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps({"query": NOT_DELETED}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as resp:
         return int(json.load(resp)["count"])
 
 
