@@ -196,6 +196,9 @@ def _start_services(
         "LOOKALIKE_GATEWAY_PORT": str(args.gateway_port),
         "LOOKALIKE_INGEST_PORT": str(args.ingest_port),
         "LOOKALIKE_MATCHER_URLS": f"http://127.0.0.1:{args.matcher_port}",
+        # One ingest worker: static membership lets its restart take the partitions back at
+        # once (the stand-in never drops a member that was killed outright).
+        "LOOKALIKE_GROUP_INSTANCE_ID": "lookalike-local-ingest",
         "PYTHONUNBUFFERED": "1",
     }
     for name, module, port in (

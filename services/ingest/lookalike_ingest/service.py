@@ -86,6 +86,7 @@ async def run_ingest(settings: IngestSettings, ready: asyncio.Event | None = Non
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,
             group_id=settings.group_id,
+            group_instance_id=settings.group_instance_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_interval_ms=600_000,

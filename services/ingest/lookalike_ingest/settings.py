@@ -11,6 +11,12 @@ from lookalike_shared.imaging import MAX_IMAGE_BYTES
 
 class IngestSettings(CommonSettings):
     group_id: str = Field("lookalike-ingest", description="Kafka consumer group of the workers.")
+    group_instance_id: str | None = Field(
+        None,
+        description="Static group membership (Kafka's group.instance.id): a worker restarted "
+        "under the same id takes its partitions back at once, instead of after the dead one's "
+        "session times out. Unique per worker, or unset.",
+    )
     bind_host: str = Field("0.0.0.0", description="Address of the health/metrics server.")
     ingest_port: int = Field(8082, description="Port of /livez, /readyz and /metrics.")
     file_root: str | None = Field(None, description="file:// URLs are allowed only below this.")
