@@ -333,6 +333,32 @@ def pack_keypoints(width: int, height: int, xy: Array, descriptors: Array) -> st
     return base64.b64encode(header + packed.tobytes()).decode()
 
 
+KEYPOINT_BYTES = _KEYPOINT_DTYPE.itemsize  # packed bytes per keypoint, after a 4-byte header
+
+
+def packed_keypoints(text: str, keep: int) -> bytes:
+    """The packed bytes (header included) of the first `keep` keypoints of a fingerprint's
+    `keypoints`, strongest first."""
+    return base64.b64decode(text)[: 4 + KEYPOINT_BYTES * keep]
+
+
+def thumbnail_pixels(fingerprint: Fingerprint) -> Array | None:
+    """The THUMB_SIDE x THUMB_SIDE greyscale thumbnail, row by row (uint8), or None."""
+    if not fingerprint.thumb:
+        return None
+    raw = np.frombuffer(base64.b64decode(fingerprint.thumb), dtype=np.uint8)
+    return raw if raw.size == THUMB_SIDE * THUMB_SIDE else None
+
+
+def layout_cells(fingerprint: Fingerprint) -> Array | None:
+    """The colour layout as LAYOUT_GRID x LAYOUT_GRID cells of (relative L*, a*, b*), or None
+    when the fingerprint has none of that shape."""
+    layout = np.asarray(fingerprint.layout, dtype=np.float64)
+    if layout.size != LAYOUT_GRID * LAYOUT_GRID * 3:
+        return None
+    return layout.reshape(LAYOUT_GRID, LAYOUT_GRID, 3)
+
+
 def unpack_keypoints(text: str) -> tuple[int, int, Array, Array]:
     """(width, height, xy in pixels of that size (float32, n x 2), descriptors (n x 32))."""
     return unpack_keypoint_bytes(base64.b64decode(text))

@@ -32,18 +32,21 @@ half ones, half zeros, and stays so through resizing, recompression and tone cha
 
 from __future__ import annotations
 
-import base64
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from lookalike_shared.contracts import Fingerprint
-from lookalike_shared.fingerprint import dihedral_variants
+from lookalike_shared.fingerprint import (
+    THUMB_SIDE,
+    dihedral_variants,
+    layout_cells,
+    thumbnail_pixels,
+)
 
 Array = np.ndarray
 
-THUMB_SIDE = 16
 MIN_THUMB_CONTRAST = 2.0  # grey levels of standard deviation: flatter thumbnails say nothing
 MIN_CHROMA = 0.15  # share of the layout vector's length in a*/b*: below it, no colour to judge
 STRUCTURE_FLOOR = 0.95  # thumbnail correlation that scores 0; 1.0 scores 100
@@ -80,19 +83,16 @@ CHANGE_FULL = 0.99
 
 def thumb_pixels(fingerprint: Fingerprint) -> Array | None:
     """The thumbnail as 256 uint8 pixels, or None when the fingerprint has none."""
-    if not fingerprint.thumb:
-        return None
-    raw = np.frombuffer(base64.b64decode(fingerprint.thumb), dtype=np.uint8)
-    return raw if raw.size == THUMB_SIDE * THUMB_SIDE else None
+    return thumbnail_pixels(fingerprint)
 
 
 def chroma_grid(fingerprint: Fingerprint) -> Array | None:
     """The layout's a*/b* cells as int8 (4x4x2 flattened), or None when there is next to
     no colour."""
-    layout = np.asarray(fingerprint.layout, dtype=np.float64)
-    if layout.size != 48:
+    cells = layout_cells(fingerprint)
+    if cells is None:
         return None
-    ab = layout.reshape(4, 4, 3)[..., 1:].ravel()
+    ab = cells[..., 1:].ravel()
     if np.linalg.norm(ab) < MIN_CHROMA:
         return None
     return np.clip(np.round(ab * 127), -127, 127).astype(np.int8)

@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lookalike_shared.fingerprint import unpack_keypoint_bytes
+from lookalike_shared.fingerprint import packed_keypoints, unpack_keypoint_bytes
 
 Array = np.ndarray
 
@@ -56,8 +56,8 @@ class Keypoints:
 
     @staticmethod
     def raw_from_text(text: str, keep: int = STORED_KEYPOINTS) -> bytes:
-        """The packed bytes of the first `keep` keypoints (header, then 36 bytes each)."""
-        return base64.b64decode(text)[: 4 + 36 * keep]
+        """The packed bytes of the first `keep` keypoints (header included)."""
+        return packed_keypoints(text, keep)
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Keypoints:
