@@ -34,7 +34,7 @@ from lookalike_shared.pool import WorkerPool, fingerprint_in_pool
 
 from . import metrics
 from .index import FingerprintIndex, SearchTrace
-from .openapi import openapi_document
+from .openapi import MAX_JSON_DEPTH, MAX_JSON_VALUES, MAX_UPLOAD_PARTS, openapi_document
 from .replay import FingerprintReplay
 from .settings import MatcherSettings
 
@@ -43,11 +43,6 @@ REPLAY = web.AppKey("replay", FingerprintReplay)
 SETTINGS = web.AppKey("settings", MatcherSettings)
 POOL = web.AppKey("pool", WorkerPool)
 _IMAGE_ID: TypeAdapter[str] = TypeAdapter(ImageId)
-# A fingerprint is an object four levels deep with about a thousand values (hashes, the
-# layout vector, region boxes); bodies beyond these are not fingerprints.
-MAX_JSON_DEPTH = 8
-MAX_JSON_VALUES = 4096
-MAX_UPLOAD_PARTS = 8  # `image` and `limit`
 
 
 def init_app(settings: MatcherSettings, index: FingerprintIndex | None = None) -> web.Application:
