@@ -518,3 +518,32 @@ async def test_every_answer_carries_the_security_headers_and_no_version(
         assert headers.get("X-Frame-Options") == "DENY", path
         assert headers.get("Server") == "lookalike", path
     assert {status for _, status, _ in answers} >= {200, 400, 404}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Found by the OpenAPI fuzz run (tests/gateway/test_fuzz_openapi.py) on the code
+        # before this test: a part with no headers and no blank line was a 500.
+        b"--b0undary\r\nNone--b0undary--\r\n",
+        b"--b0undary\r\n\r\n",  # a part that never ends
+        b"--b0undary\r\nContent-Disposition: form-data; name=q\r\n\r\ncat",  # no closing
+        b"--elsewhere\r\n\r\nx\r\n--elsewhere--\r\n",  # not the declared boundary
+        b"--b0undary\r\nContent-Disposition: form-data; name=q\r\n"
+        + b"Content-Type: multipart/mixed; boundary=inner\r\n\r\n--inner--\r\n--b0undary--\r\n",
+        b"--b0undary\r\n" + b"X-Header: 1\r\n" * 200 + b"\r\nx\r\n--b0undary--\r\n",
+    ],
+    ids=["no-headers", "unended", "unclosed", "other-boundary", "nested", "200-headers"],
+)
+async def test_a_malformed_multipart_body_is_a_400(
+    indexed_catalogue: IndexedCatalogue, body: bytes
+) -> None:
+    gateway = indexed_catalogue.gateway
+
+    answer = await gateway.post(
+        data=body, headers={"Content-Type": "multipart/form-data; boundary=b0undary"}
+    )
+
+    assert 400 <= answer.status < 500, answer.lines
+    assert answer.error["code"] in ("invalid_body", "invalid_parameter")
+    await _still_serves(gateway)

@@ -272,6 +272,13 @@ async def test_requests_shaped_to_cost_the_matcher_are_a_4xx(
                 "invalid_body",
             ),
         ]
+        for malformed in (  # the gateway's cases: tests/gateway/test_unsafe_inputs.py
+            b"--b0undary\r\nNone--b0undary--\r\n",
+            b"--b0undary\r\n\r\n",
+            b"--elsewhere\r\n\r\nx\r\n--elsewhere--\r\n",
+            b"--b0undary\r\n" + b"X-Header: 1\r\n" * 200 + b"\r\nx\r\n--b0undary--\r\n",
+        ):
+            cases.append(({"data": malformed, "headers": FORM}, 400, "invalid_body"))
         for kwargs, status, code in cases:
             async with http.post(f"{url}/v1/search", **kwargs) as resp:
                 assert resp.status == status, (kwargs["data"][:60], await resp.text())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -38,6 +39,7 @@ from .openapi import MAX_JSON_DEPTH, MAX_JSON_VALUES, MAX_UPLOAD_PARTS, openapi_
 from .replay import FingerprintReplay
 from .settings import MatcherSettings
 
+log = logging.getLogger(__name__)
 INDEX = web.AppKey("index", FingerprintIndex)
 REPLAY = web.AppKey("replay", FingerprintReplay)
 SETTINGS = web.AppKey("settings", MatcherSettings)
@@ -126,6 +128,32 @@ async def search(request: web.Request) -> web.Response:
 
 
 async def _request_from_upload(request: web.Request) -> MatcherSearchRequest | web.Response:
+    try:
+        form = await _read_upload(request)
+    except (ValueError, AssertionError) as exc:
+        # aiohttp's multipart reader refuses a body that does not parse this way (a part
+        # without headers, another boundary, a part that never ends).
+        log.info("malformed upload", extra={"error": repr(exc)})
+        return error_response(400, "invalid_body", "the multipart body is malformed")
+    if isinstance(form, web.Response):
+        return form
+    data, limit = form
+    if data is None:
+        return error_response(
+            400, "missing_image", "send the image in a field named 'image'", "image"
+        )
+    try:
+        with metrics.SEARCH_SECONDS.labels("fingerprint").time():
+            fingerprint = await fingerprint_in_pool(request.app[POOL], data, query=True)
+    except ImageRejected as exc:
+        return error_response(
+            422 if exc.code != "image_too_large" else 413, exc.code, str(exc), "image"
+        )
+    return MatcherSearchRequest(fingerprint=fingerprint, limit=limit)
+
+
+async def _read_upload(request: web.Request) -> tuple[bytes | None, int] | web.Response:
+    """The `image` and `limit` fields of an upload, or the error answer."""
     data = None
     limit = 20
     parts = 0
@@ -145,18 +173,7 @@ async def _request_from_upload(request: web.Request) -> MatcherSearchRequest | w
             if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 200:
                 return error_response(400, "invalid_request", "limit: 1..200", "limit")
             limit = int(text)
-    if data is None:
-        return error_response(
-            400, "missing_image", "send the image in a field named 'image'", "image"
-        )
-    try:
-        with metrics.SEARCH_SECONDS.labels("fingerprint").time():
-            fingerprint = await fingerprint_in_pool(request.app[POOL], data, query=True)
-    except ImageRejected as exc:
-        return error_response(
-            422 if exc.code != "image_too_large" else 413, exc.code, str(exc), "image"
-        )
-    return MatcherSearchRequest(fingerprint=fingerprint, limit=limit)
+    return data, limit
 
 
 async def _short_text(part: BodyPartReader, cap: int = 16) -> str:
