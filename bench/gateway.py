@@ -49,7 +49,7 @@ from PIL import Image
 from lookalike_gateway.es_queries import CatalogueSearch
 from lookalike_gateway.params import SearchParams
 from lookalike_shared.contracts import NAMED_COLORS, MatcherSearchRequest
-from lookalike_shared.pool import fingerprint_in_pool, make_pool, warm_pool
+from lookalike_shared.pool import WorkerPool, fingerprint_in_pool
 from lookalike_shared.search_index import LAYOUT_DIMS
 from lookalike_stack.processes import free_port
 from lookalike_stack.sample import materialize
@@ -192,8 +192,8 @@ async def index_synthetic(es_url: str, count: int, seed: int = 7) -> None:
 async def time_backends(stack: Stack, queries: list[bytes], reps: int) -> dict[str, list[float]]:
     """Each call of a search on its own, in the order the gateway needs them, and the sum
     made one after the other. Milliseconds."""
-    pool = make_pool(1)
-    await warm_pool(pool, 1)
+    pool = WorkerPool(1)
+    await pool.start()
     times: dict[str, list[float]] = {}
 
     def note(name: str, started: float) -> float:

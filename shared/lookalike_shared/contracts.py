@@ -3,10 +3,12 @@ records, the matcher API and the gateway's NDJSON lines. Extend these; never bre
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 UPSERTED = "catalogue.image.upserted"
 DELETED = "catalogue.image.deleted"
@@ -18,6 +20,8 @@ HexHash256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 # Versions become Elasticsearch external versions and numpy int64 slots: a signed 64-bit long.
 MAX_VERSION = 2**63 - 1
 Version = Annotated[int, Field(ge=0, le=MAX_VERSION)]
+# JSON parsers accept NaN and Infinity; no fingerprint or box holds them.
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 NAMED_COLORS = (
     "red",
@@ -81,10 +85,10 @@ class PaletteColor(BaseModel):
 class Box(BaseModel):
     """A rectangle in fractions of an image's width and height."""
 
-    x: float
-    y: float
-    w: float
-    h: float
+    x: FiniteFloat
+    y: FiniteFloat
+    w: FiniteFloat
+    h: FiniteFloat
 
 
 class RegionHash(BaseModel):
@@ -104,16 +108,23 @@ class Fingerprint(BaseModel):
     # The pHash of the 8 flips and quarter turns, in DIHEDRAL_TRANSFORMS order; queries use
     # them so a mirrored or rotated copy still matches.
     phash_dihedral: list[HexHash64] = Field(min_length=8, max_length=8)
-    regions: list[RegionHash] = Field(default_factory=list)
+    # The caps below are well above what fingerprint.py makes (23 regions, 5 palette colours,
+    # 48 layout numbers): a fingerprint sent to the matcher's API is bounded work.
+    regions: list[RegionHash] = Field(default_factory=list, max_length=64)
     trim: Box = Field(description="The part left after uniform borders and frames were cut.")
     width: int = Field(gt=0)
     height: int = Field(gt=0)
-    megapixels: float
+    megapixels: FiniteFloat = Field(ge=0)
     orientation: Orientation
     format: ImageFormat
-    palette: list[PaletteColor]
-    colors: list[str] = Field(description="Named colours from NAMED_COLORS covering the image.")
-    layout: list[float] = Field(description="Compact colour-layout vector for look-alikes.")
+    palette: list[PaletteColor] = Field(max_length=16)
+    colors: list[str] = Field(
+        max_length=len(NAMED_COLORS),
+        description="Named colours from NAMED_COLORS covering the image.",
+    )
+    layout: list[FiniteFloat] = Field(
+        max_length=256, description="Compact colour-layout vector for look-alikes."
+    )
     # Added later, optional so records written before them stay readable.
     hash256: HexHash256 | None = Field(
         None, description="256-bit DCT hash of the trimmed content (16x16 low frequencies)."
@@ -157,6 +168,38 @@ class Fingerprint(BaseModel):
         "row by row: verifies smooth images (colour fields, gradients) whose hash bits are "
         "unsteady and which have no keypoints, by correlation.",
     )
+
+    @field_validator("keypoints")
+    @classmethod
+    def _packed_keypoints(cls, value: str | None) -> str | None:
+        """The matcher unpacks these bytes: a blob that is not whole keypoints would fail
+        there, mid-search. Header (width, height: uint16, non-zero), then 36 bytes each."""
+        if value is None:
+            return None
+        raw = _strict_base64(value)
+        if len(raw) < 4 + KEYPOINT_BYTES or (len(raw) - 4) % KEYPOINT_BYTES:
+            raise ValueError(f"packed keypoints are 4 + {KEYPOINT_BYTES} x n bytes (n >= 1)")
+        if raw[0:2] == b"\0\0" or raw[2:4] == b"\0\0":
+            raise ValueError("packed keypoints name a zero width or height")
+        return value
+
+    @field_validator("thumb")
+    @classmethod
+    def _thumb_bytes(cls, value: str | None) -> str | None:
+        if value is not None and len(_strict_base64(value)) != THUMB_BYTES:
+            raise ValueError(f"thumb is base64 of exactly {THUMB_BYTES} bytes")
+        return value
+
+
+KEYPOINT_BYTES = 36  # fingerprint.pack_keypoints: x, y (uint16) and a 32-byte descriptor
+THUMB_BYTES = 256  # fingerprint.THUMB_SIDE squared
+
+
+def _strict_base64(value: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError("not valid base64") from exc
 
 
 DIHEDRAL_TRANSFORMS = (

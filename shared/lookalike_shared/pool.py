@@ -1,17 +1,43 @@
-"""The process pool that runs CPU work (decode, hashing) off the event loop."""
+"""The worker processes that run CPU work (decode, hashing) off the event loop.
+
+    WorkerPool.start --> executor (forkserver workers, warmed) --> ready
+    run(fn) --> a worker died (kill -9, OOM)? --> BrokenProcessPool
+            --> replace the executor (once, under a lock, however many calls saw it break)
+            --> retry this call once on the new one --> still broken: PoolUnavailable
+    a pool that cannot start --> POOL-BROKEN, PoolUnavailable at once, restarted in the
+            background with backoff until it starts
+
+A ProcessPoolExecutor whose worker died refuses all later work for good; this type is
+what keeps one dead worker from failing every later search.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
+import logging
 import multiprocessing
 import os
 import signal
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
 
 from .contracts import Fingerprint
 from .fingerprint import fingerprint_bytes
 from .imaging import ImageRejected
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+STARTING = "POOL-STARTING"
+BROKEN = "POOL-BROKEN"
+
+
+class PoolUnavailable(Exception):
+    """No worker process can take this call now; the caller answers 503 or retries later."""
 
 
 def default_workers() -> int:
@@ -33,20 +59,138 @@ def die_with_parent() -> None:
         pass  # not Linux
 
 
-def make_pool(workers: int | None = None) -> ProcessPoolExecutor:
+def _make_executor(workers: int) -> ProcessPoolExecutor:
     # forkserver: forking a process that runs aiokafka's and asyncio's threads is unsafe.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(
         ["lookalike_shared.forkserver_init", "lookalike_shared.fingerprint"]
     )
-    return ProcessPoolExecutor(
-        max_workers=workers or default_workers(), mp_context=context, initializer=die_with_parent
-    )
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent)
 
 
-async def warm_pool(pool: ProcessPoolExecutor, workers: int) -> None:
-    loop = asyncio.get_running_loop()
-    await asyncio.gather(*(loop.run_in_executor(pool, _warm) for _ in range(workers)))
+class WorkerPool:
+    """A process pool that replaces itself when a worker dies. `not_ready_reason` is None
+    when it can take work, else POOL-STARTING or POOL-BROKEN (for /readyz)."""
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        start_timeout_seconds: float = 120.0,
+        heal_cap_seconds: float = 30.0,
+    ) -> None:
+        self.workers = workers or default_workers()
+        self.start_timeout_seconds = start_timeout_seconds
+        self.heal_cap_seconds = heal_cap_seconds
+        self._executor: ProcessPoolExecutor | None = None
+        self._lock = asyncio.Lock()
+        self._reason: str | None = STARTING
+        self._healer: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def not_ready_reason(self) -> str | None:
+        return self._reason
+
+    async def start(self) -> None:
+        """Start and warm the workers. A pool that cannot start does not raise here: it
+        reports POOL-BROKEN and keeps trying in the background, so the service still
+        serves what needs no worker and says why it is not ready."""
+        with contextlib.suppress(PoolUnavailable):
+            await self._replace(None, after_failure=True)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """fn(*args) in a worker process. Raises PoolUnavailable when no worker can run it."""
+        executor = self._executor
+        if executor is None:
+            if self._reason == BROKEN or self._closed:
+                raise PoolUnavailable("the worker processes are not running")
+            executor = await self._replace(None)  # the first start is under way: wait for it
+        try:
+            return await self._submit(executor, fn, *args)
+        except BrokenProcessPool:
+            log.warning("a pool worker process died; starting new workers")
+        executor = await self._replace(executor)
+        try:
+            return await self._submit(executor, fn, *args)
+        except BrokenProcessPool as exc:
+            # Fresh workers died on this very call: most likely it is what kills them (out of
+            # memory). Heal for the next caller, but do not try this one a third time.
+            self._heal_soon()
+            raise PoolUnavailable("a worker process died twice running this call") from exc
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._healer is not None:
+            self._healer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._healer
+        async with self._lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = None
+
+    async def _submit(self, executor: ProcessPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(executor, fn, *args)
+        except RuntimeError:
+            # "cannot schedule new futures after shutdown": another call replaced this
+            # broken executor between our reading it and submitting to it.
+            if executor is self._executor or self._closed:
+                raise
+            raise BrokenProcessPool("the executor was replaced") from None
+
+    async def _replace(
+        self, broken: ProcessPoolExecutor | None, after_failure: bool = False
+    ) -> ProcessPoolExecutor:
+        """A working executor in place of `broken` (None: there is none yet). Concurrent
+        callers that saw the same executor break wait here and share one replacement.
+        Once a start has failed, only start() and the healer (`after_failure`) try again:
+        callers get PoolUnavailable at once instead of queueing for a start each."""
+        async with self._lock:
+            if self._executor is not None and self._executor is not broken:
+                return self._executor
+            if self._closed:
+                raise PoolUnavailable("the pool is shut down")
+            if self._executor is None and self._reason == BROKEN and not after_failure:
+                raise PoolUnavailable("the worker processes are not running")
+            if self._executor is not None:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = None
+            self._reason = STARTING
+            executor = _make_executor(self.workers)
+            try:
+                await asyncio.wait_for(self._warm(executor), self.start_timeout_seconds)
+            except Exception as exc:  # a fork or import that fails, or the deadline
+                executor.shutdown(wait=False, cancel_futures=True)
+                self._reason = BROKEN
+                log.error("the worker processes could not start", extra={"error": repr(exc)})
+                self._heal_soon()
+                raise PoolUnavailable("the worker processes could not start") from exc
+            self._executor = executor
+            self._reason = None
+            return executor
+
+    async def _warm(self, executor: ProcessPoolExecutor) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(executor, _warm) for _ in range(self.workers)))
+
+    def _heal_soon(self) -> None:
+        if self._closed or (self._healer is not None and not self._healer.done()):
+            return
+        self._healer = asyncio.get_running_loop().create_task(self._heal(self._executor))
+
+    async def _heal(self, broken: ProcessPoolExecutor | None) -> None:
+        """Keep trying to start workers, backing off, until they start (or close())."""
+        delay = 0.5
+        while not self._closed:
+            try:
+                await self._replace(broken, after_failure=True)
+                return
+            except PoolUnavailable:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.heal_cap_seconds)
+                broken = None  # the failed start left no executor
 
 
 def _fingerprint_or_error(data: bytes, query: bool) -> Fingerprint | tuple[str, str]:
@@ -57,12 +201,10 @@ def _fingerprint_or_error(data: bytes, query: bool) -> Fingerprint | tuple[str, 
         return (exc.code, str(exc))
 
 
-async def fingerprint_in_pool(
-    pool: ProcessPoolExecutor, data: bytes, query: bool = False
-) -> Fingerprint:
-    """The fingerprint of `data`, computed in `pool`; `query` for an image to search with."""
-    loop = asyncio.get_running_loop()
-    result = await loop.run_in_executor(pool, _fingerprint_or_error, data, query)
+async def fingerprint_in_pool(pool: WorkerPool, data: bytes, query: bool = False) -> Fingerprint:
+    """The fingerprint of `data`, computed in `pool`; `query` for an image to search with.
+    Raises ImageRejected for an unusable image, PoolUnavailable when no worker can run."""
+    result = await pool.run(_fingerprint_or_error, data, query)
     if isinstance(result, tuple):
         raise ImageRejected(*result)
     return result

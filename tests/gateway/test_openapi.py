@@ -92,3 +92,46 @@ async def test_streamed_lines_have_the_documented_shape(
     search = document["paths"]["/v1/search"]["post"]
     assert {"200", "400", "413", "422"} <= set(search["responses"])
     assert "application/x-ndjson" in search["responses"]["200"]["content"]
+
+
+async def test_openapi_document_states_the_limits_the_gateway_enforces(
+    indexed_catalogue: IndexedCatalogue,
+) -> None:
+    document = await _document(indexed_catalogue)
+    params = document["components"]["schemas"]["SearchParams"]["properties"]
+    search = document["paths"]["/v1/search"]["post"]
+    thumbnail = document["paths"]["/v1/images/{image_id}/thumbnail"]["get"]
+    gateway = indexed_catalogue.gateway
+
+    # Each documented cap is accepted at the cap and refused one past it.
+    colors = params["colors"]["items"]["enum"]
+    formats = params["format"]["items"]["enum"]
+    cursor_cap = params["cursor"]["anyOf"][0]["maxLength"]
+    id_cap = 200
+    answers = {
+        "colors": await gateway.search_json({"q": "cat", "colors": colors}),
+        "colors+1": await gateway.search_json({"q": "cat", "colors": [*colors, colors[0]]}),
+        "format": await gateway.search_json({"q": "cat", "format": formats}),
+        "format+1": await gateway.search_json({"q": "cat", "format": [*formats, formats[0]]}),
+        "cursor+1": await gateway.search(q="cat", cursor="A" * (cursor_cap + 1)),
+    }
+    statuses = {name: answer.status for name, answer in answers.items()}
+    for image_id in ("x" * id_cap, "x" * (id_cap + 1)):
+        async with gateway.http.get(f"{gateway.url}/v1/images/{image_id}/thumbnail") as resp:
+            statuses[f"id{len(image_id)}"] = resp.status
+
+    assert len(colors) == params["colors"]["maxItems"]
+    assert len(formats) == params["format"]["maxItems"]
+    assert statuses == {
+        "colors": 200,
+        "colors+1": 400,
+        "format": 200,
+        "format+1": 400,
+        "cursor+1": 400,
+        "id200": 404,  # a well-formed id the catalogue does not have
+        "id201": 400,
+    }
+    assert thumbnail["parameters"][0]["schema"]["pattern"].endswith("{0,199}$")
+    assert {"400", "408", "413", "503"} <= set(search["responses"])
+    assert "400" in thumbnail["responses"]
+    assert "too_many_fields" in search["description"]

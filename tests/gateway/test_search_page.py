@@ -47,8 +47,22 @@ async def browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
+# Collects what the page's Content-Security-Policy blocked (the browser fires an event per
+# blocked script, style, image or connection); installed before any of the page's code.
+CSP_WATCH = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) =>
+  window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+"""
+
+
+async def csp_violations(page: Page) -> list[str]:
+    return list(await page.evaluate("window.__cspViolations"))
+
+
 async def _open(browser: Browser, url: str, **context: Any) -> Page:
     ctx = await browser.new_context(**context)
+    await ctx.add_init_script(CSP_WATCH)
     page = await ctx.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -127,6 +141,28 @@ async def test_dropping_an_image_streams_cards_and_a_colour_filter_changes_them(
     assert after and all("black" in docs[i]["colors"] for i in after)
     assert await page.get_attribute(".color-filter[data-color=black]", "aria-pressed") == "true"
     assert page.errors == []  # type: ignore[attr-defined]
+    # Previews, thumbnails, outlines and palettes all work within the strict policy.
+    assert await csp_violations(page) == []
+
+
+async def test_the_page_is_served_with_a_strict_policy_that_blocks_inline_script(
+    browser: Browser, indexed_catalogue: IndexedCatalogue
+) -> None:
+    page = await _open(browser, indexed_catalogue.gateway.url)
+    response = await page.request.get(indexed_catalogue.gateway.url)
+    policy = response.headers["content-security-policy"]
+
+    # What an injected <script> would do: the policy refuses it.
+    ran = await page.evaluate(
+        """() => { window.injected = false; const s = document.createElement("script");
+        s.textContent = "window.injected = true"; document.body.append(s);
+        return window.injected; }"""
+    )
+
+    assert ran is False
+    assert any(v.startswith("script-src") for v in await csp_violations(page))
+    assert "frame-ancestors 'none'" in policy and "'unsafe-inline'" not in policy
+    assert response.headers["x-frame-options"] == "DENY"
 
 
 async def test_more_like_this_on_a_card_searches_by_that_image(
@@ -196,3 +232,4 @@ async def test_page_fits_a_phone_screen_with_results(
         timeout=15_000,
     )
     await page.screenshot(path=str(PHONE_SCREENSHOT), full_page=False)
+    assert await csp_violations(page) == []

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import zlib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
 from lookalike_gateway.matcher_client import MatcherClient
 from lookalike_matcher.app import init_app
@@ -188,3 +193,174 @@ async def test_readyz_says_why_until_the_topic_exists(lookalike_settings: Common
                 return resp.status == 200
 
         await wait_until(ready, 30, "ready once the topic exists")
+
+
+# --- whatever a caller sends: a 4xx in the JSON error shape, and the matcher keeps serving --
+
+
+def _packed(width: int, height: int, keypoints: int, extra: bytes = b"") -> str:
+    header = width.to_bytes(2, "little") + height.to_bytes(2, "little")
+    return base64.b64encode(header + b"\x01" * 36 * keypoints + extra).decode()
+
+
+BAD_FINGERPRINT_FIELDS: list[tuple[str, Any]] = [
+    ("keypoints", "QUFBQUFB"),  # six bytes: a header and a sixth of a keypoint (was a 500)
+    ("keypoints", "!!!"),
+    ("keypoints", "AAAA"),  # a header and no keypoint
+    ("keypoints", _packed(100, 100, 3, b"\x00")),  # a byte over whole keypoints
+    ("keypoints", _packed(0, 100, 3)),
+    ("thumb", "QUFB"),
+    ("thumb", "Q"),
+    ("thumb", base64.b64encode(b"\x00" * 255).decode()),
+    # Lists past their caps (the body stays within the JSON shape check's values).
+    ("regions", [{"box": {"x": 0, "y": 0, "w": 1, "h": 1}, "phash": "0" * 16}] * 65),
+    ("palette", [{"hex": "#000000", "weight": 1}] * 17),
+    ("colors", ["red"] * 13),
+    ("layout", [0.5] * 257),
+    ("phash_probes", ["0" * 16] * 65),
+    ("megapixels", -1),
+]
+
+
+async def test_a_fingerprint_that_is_not_one_we_make_is_a_400(
+    lookalike_settings: CommonSettings, sample_fingerprints: dict[str, Fingerprint]
+) -> None:
+    await make_topics(lookalike_settings, partitions=1)
+    await publish_fingerprints(lookalike_settings, {"img-00003": sample_fingerprints["img-00003"]})
+    good = json.loads(sample_fingerprints["img-00003"].model_dump_json())
+    async with running_matcher(lookalike_settings) as (url, _, http):
+        for name, value in BAD_FINGERPRINT_FIELDS:
+            body = {"fingerprint": {**good, name: value}}
+            async with http.post(f"{url}/v1/search", json=body) as resp:
+                status, answer = resp.status, await resp.json()
+            assert status == 400, (name, str(value)[:40], answer)
+            assert answer["error"]["field"] == f"fingerprint.{name}", answer
+        # NaN and Infinity are JSON to Python's parsers, but never a fingerprint's numbers.
+        for raw in (b'"trim": {"x": NaN, "y": 0, "w": 1, "h": 1}', b'"layout": [Infinity]'):
+            text = json.dumps({"fingerprint": good}).encode()
+            key = raw.split(b":")[0]
+            start = text.index(key)
+            end = text.index(b"}" if key == b'"trim"' else b"]", start) + 1
+            async with http.post(
+                f"{url}/v1/search",
+                data=text[:start] + raw + text[end:],
+                headers={"Content-Type": "application/json"},
+            ) as resp:
+                assert resp.status == 400, raw
+        assert (await search(http, url, sample_fingerprints["img-00003"]))[0]["image_id"] == (
+            "img-00003"
+        )
+
+
+async def test_requests_shaped_to_cost_the_matcher_are_a_4xx(
+    lookalike_settings: CommonSettings,
+) -> None:
+    await make_topics(lookalike_settings, partitions=1)
+    nested = "[" * 5000 + "]" * 5000
+    async with running_matcher(lookalike_settings, body_timeout_seconds=0.5) as (url, _, http):
+        wide = json.dumps({"fingerprint": {"regions": [{"box": {}}] * 5000}})
+        cases: list[tuple[dict[str, Any], int, str]] = [
+            ({"data": nested, "headers": JSON}, 400, "invalid_request"),
+            ({"data": wide, "headers": JSON}, 400, "invalid_request"),
+            ({"data": '{"fingerprint": ' + nested + "}", "headers": JSON}, 400, "invalid_request"),
+            ({"data": _form([("limit", b"5")] * 20), "headers": FORM}, 413, "too_many_fields"),
+            ({"data": _form([("limit", "²".encode())]), "headers": FORM}, 400, "invalid_request"),
+            ({"data": _form([("limit", b"1" * 5000)]), "headers": FORM}, 400, "invalid_request"),
+            (
+                {"data": _form([("image", b"x")], filename="a" * 100_000), "headers": FORM},
+                400,
+                "invalid_body",
+            ),
+        ]
+        for malformed in (  # the gateway's cases: tests/gateway/test_unsafe_inputs.py
+            b"--b0undary\r\nNone--b0undary--\r\n",
+            b"--b0undary\r\n\r\n",
+            b"--elsewhere\r\n\r\nx\r\n--elsewhere--\r\n",
+            b"--b0undary\r\n" + b"X-Header: 1\r\n" * 200 + b"\r\nx\r\n--b0undary--\r\n",
+        ):
+            cases.append(({"data": malformed, "headers": FORM}, 400, "invalid_body"))
+        for kwargs, status, code in cases:
+            async with http.post(f"{url}/v1/search", **kwargs) as resp:
+                assert resp.status == status, (kwargs["data"][:60], await resp.text())
+                assert (await resp.json())["error"]["code"] == code
+        for raw_id, status in [("%2E%2E", 400), ("a%2Fb", 400), ("x" * 201, 400), ("nope", 404)]:
+            async with http.get(URL(f"{url}/v1/images/{raw_id}", encoded=True)) as resp:
+                assert resp.status == status, raw_id
+                assert resp.content_type == "application/json"
+        trickle = await _trickled_request(url)
+        async with http.get(f"{url}/v1/stats") as resp:
+            assert resp.status == 200
+
+    assert trickle[0] == 408 and b"request_timeout" in trickle[1]
+
+
+async def test_every_matcher_answer_carries_the_security_headers_and_no_version(
+    lookalike_settings: CommonSettings,
+) -> None:
+    async with running_matcher(lookalike_settings, ready=False) as (url, _, http):
+        for path in ("/v1/stats", "/readyz", "/openapi.json", "/v1/images/nope", "/nowhere"):
+            async with http.get(f"{url}{path}") as resp:
+                assert resp.headers["Server"] == "lookalike", path
+                assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+                assert resp.headers["X-Content-Type-Options"] == "nosniff"
+                assert resp.headers["X-Frame-Options"] == "DENY"
+
+
+async def test_a_matcher_whose_pool_cannot_start_is_not_ready_and_refuses_uploads_with_503(
+    lookalike_settings: CommonSettings,
+    sample_catalogue: tuple[Path, Any],
+    sample_fingerprints: dict[str, Fingerprint],
+) -> None:
+    root, _ = sample_catalogue
+    await make_topics(lookalike_settings, partitions=1)
+    await publish_fingerprints(lookalike_settings, {"img-00003": sample_fingerprints["img-00003"]})
+    # No worker starts and warms within a microsecond: as with a stuck fork server.
+    async with running_matcher(
+        lookalike_settings, ready=False, pool_start_timeout_seconds=1e-6
+    ) as (url, replay, http):
+
+        async def replayed() -> bool:
+            return replay.not_ready_reason is None
+
+        await wait_until(replayed, 30, "the index to be loaded")
+        async with http.get(f"{url}/readyz") as resp:
+            ready = resp.status, await resp.json()
+        upload = aiohttp.FormData()
+        upload.add_field("image", jpeg_bytes_of(root), filename="q.jpg")
+        async with http.post(f"{url}/v1/search", data=upload) as resp:
+            refused = resp.status, (await resp.json())["error"]["code"]
+        by_fingerprint = await search(http, url, sample_fingerprints["img-00003"])
+
+    assert ready == (503, {"status": "not-ready", "reason": "POOL-BROKEN"})
+    assert refused == (503, "backend_unavailable")
+    assert by_fingerprint[0]["image_id"] == "img-00003"  # needs no worker: still served
+
+
+JSON = {"Content-Type": "application/json"}
+FORM = {"Content-Type": "multipart/form-data; boundary=b0undary"}
+
+
+def _form(fields: list[tuple[str, bytes]], filename: str | None = None) -> bytes:
+    out = b""
+    for name, value in fields:
+        disposition = f'name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        out += f"--b0undary\r\nContent-Disposition: form-data; {disposition}\r\n\r\n".encode()
+        out += value + b"\r\n"
+    return out + b"--b0undary--\r\n"
+
+
+async def _trickled_request(url: str) -> tuple[int, bytes]:
+    """Headers promising 10,000 bytes, then 10 and silence: (status, body) of the answer."""
+    parts = urlsplit(url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    try:
+        writer.write(
+            b"POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 10000\r\n\r\n" + b'{"fingerp'
+        )
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 10)  # the server closes after it
+    finally:
+        writer.close()
+    status = int(answer.split(b" ", 2)[1])
+    return status, answer.split(b"\r\n\r\n", 1)[1]

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from lookalike_shared.contracts import FingerprintRecord
+from lookalike_shared.contracts import Fingerprint, FingerprintRecord
 from lookalike_shared.events import CatalogueEvent, ImageUpserted
 from lookalike_shared.fetch import FetchError, ImageFetcher
 from lookalike_shared.imaging import ImageRejected
-from lookalike_shared.pool import fingerprint_in_pool
+from lookalike_shared.pool import PoolUnavailable, WorkerPool, fingerprint_in_pool
 from lookalike_shared.search_index import InvalidDocument, search_document
 
 from . import metrics
@@ -48,7 +47,7 @@ class EventHandler:
         self,
         settings: IngestSettings,
         fetcher: ImageFetcher,
-        pool: ProcessPoolExecutor,
+        pool: WorkerPool,
         backoff: Backoff,
     ) -> None:
         self.settings = settings
@@ -63,7 +62,7 @@ class EventHandler:
         data = await self._fetch(event.image.image_url)
         with metrics.STAGE_SECONDS.labels("fingerprint").time():
             try:
-                fingerprint = await fingerprint_in_pool(self.pool, data)
+                fingerprint = await self._fingerprint(data)
             except ImageRejected as exc:
                 raise PermanentFailure(exc.code, str(exc)) from exc
         record = FingerprintRecord(
@@ -80,6 +79,18 @@ class EventHandler:
             record.model_dump_json().encode(),
             SearchWrite(event.image_id, event.version, document),
         )
+
+    async def _fingerprint(self, data: bytes) -> Fingerprint:
+        """No worker process to run it is our own backend failing, never the event's
+        fault: wait for the pool to heal (the partition waits, nothing is dead-lettered)."""
+        delays = self.backoff.delays()
+        while True:
+            try:
+                return await fingerprint_in_pool(self.pool, data)
+            except PoolUnavailable as exc:
+                metrics.EVENTS.labels("retried").inc()
+                log.warning("worker pool unavailable, retrying", extra={"error": str(exc)})
+                await asyncio.sleep(next(delays))
 
     async def _fetch(self, url: str) -> bytes:
         delays = self.backoff.delays()

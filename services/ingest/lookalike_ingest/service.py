@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
 
 from aiohttp import web
@@ -13,9 +12,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from elasticsearch import AsyncElasticsearch
 
 from lookalike_shared.fetch import ImageFetcher, policy_from
-from lookalike_shared.http import add_health_routes, start_site
+from lookalike_shared.http import add_health_routes, json_errors, secure_headers, start_site
 from lookalike_shared.kafka import ensure_topics, make_producer, wait_for_kafka
-from lookalike_shared.pool import default_workers, make_pool, warm_pool
+from lookalike_shared.pool import WorkerPool
 from lookalike_shared.search_index import ensure_index, wait_for_elasticsearch
 
 from .batch import BatchApplier
@@ -41,7 +40,7 @@ def make_batch_applier(
     es: AsyncElasticsearch,
     producer: AIOKafkaProducer,
     fetcher: ImageFetcher,
-    pool: ProcessPoolExecutor,
+    pool: WorkerPool,
 ) -> BatchApplier:
     backoff = Backoff(settings.backoff_base_seconds, settings.backoff_cap_seconds)
     return BatchApplier(
@@ -58,16 +57,16 @@ def make_batch_applier(
 async def run_ingest(settings: IngestSettings, ready: asyncio.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT (or the task is cancelled): drain, commit, return."""
     state = {"reason": "STARTING"}
-    app = web.Application()
-    add_health_routes(app, lambda: None if state["reason"] == "" else state["reason"])
+    pool = WorkerPool(settings.pool_workers or None)
+    app = web.Application(middlewares=[json_errors])
+    secure_headers(app)
+    add_health_routes(app, lambda: state["reason"] or pool.not_ready_reason)
     async with AsyncExitStack() as stack:
         runner = await start_site(app, settings.bind_host, settings.ingest_port)
         stack.push_async_callback(runner.cleanup)
 
-        workers = settings.pool_workers or default_workers()
-        pool = make_pool(workers)
-        stack.callback(pool.shutdown, cancel_futures=True)
-        await warm_pool(pool, workers)
+        stack.push_async_callback(pool.close)
+        await pool.start()  # one that cannot start: /readyz says POOL-BROKEN, events wait
 
         state["reason"] = "BACKENDS-UNREACHABLE"
         es = AsyncElasticsearch(settings.es_url, request_timeout=30)

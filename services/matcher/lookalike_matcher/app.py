@@ -7,29 +7,44 @@ process pool, so the event loop only parses and routes.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ProcessPoolExecutor
 
 from aiohttp import BodyPartReader, web
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from lookalike_shared.contracts import MatcherSearchRequest, MatcherSearchResponse, MatcherStats
-from lookalike_shared.http import add_health_routes, error_response
+from lookalike_shared.contracts import (
+    ImageId,
+    MatcherSearchRequest,
+    MatcherSearchResponse,
+    MatcherStats,
+)
+from lookalike_shared.http import (
+    JsonTooComplex,
+    add_health_routes,
+    body_deadline,
+    check_json_shape,
+    error_response,
+    json_errors,
+    secure_headers,
+)
 from lookalike_shared.imaging import ImageRejected
-from lookalike_shared.pool import fingerprint_in_pool, make_pool, warm_pool
+from lookalike_shared.pool import WorkerPool, fingerprint_in_pool
 
 from . import metrics
 from .index import FingerprintIndex, SearchTrace
-from .openapi import openapi_document
+from .openapi import MAX_JSON_DEPTH, MAX_JSON_VALUES, MAX_UPLOAD_PARTS, openapi_document
 from .replay import FingerprintReplay
 from .settings import MatcherSettings
 
+log = logging.getLogger(__name__)
 INDEX = web.AppKey("index", FingerprintIndex)
 REPLAY = web.AppKey("replay", FingerprintReplay)
 SETTINGS = web.AppKey("settings", MatcherSettings)
-POOL = web.AppKey("pool", ProcessPoolExecutor)
+POOL = web.AppKey("pool", WorkerPool)
 ON_REPLAY_FAILED: web.AppKey[Callable[[], None]] = web.AppKey("on_replay_failed")
+_IMAGE_ID: TypeAdapter[str] = TypeAdapter(ImageId)
 
 
 def init_app(
@@ -39,14 +54,21 @@ def init_app(
 ) -> web.Application:
     """`on_replay_failed` is called if the replay loop dies (the service's main stops the
     process with a non-zero code); /readyz says REPLAY-FAILED either way."""
-    app = web.Application(client_max_size=settings.max_request_bytes)
+    app = web.Application(
+        client_max_size=settings.max_request_bytes,
+        middlewares=[json_errors, body_deadline(settings.body_timeout_seconds)],
+    )
     app[SETTINGS] = settings
     app[INDEX] = index if index is not None else FingerprintIndex()  # an empty one is falsy
     app[REPLAY] = FingerprintReplay(settings, app[INDEX])
     app[ON_REPLAY_FAILED] = on_replay_failed or (lambda: None)
+    app[POOL] = WorkerPool(
+        settings.pool_workers, start_timeout_seconds=settings.pool_start_timeout_seconds
+    )
     app.cleanup_ctx.append(_replay_task)
     app.cleanup_ctx.append(_process_pool)
-    add_health_routes(app, lambda: app[REPLAY].not_ready_reason)
+    secure_headers(app)
+    add_health_routes(app, lambda: app[REPLAY].not_ready_reason or app[POOL].not_ready_reason)
     app.router.add_post("/v1/search", search)
     app.router.add_get("/v1/images/{image_id}", get_image)
     app.router.add_get("/v1/stats", stats)
@@ -74,12 +96,9 @@ async def _replay_task(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _process_pool(app: web.Application) -> AsyncIterator[None]:
-    workers = app[SETTINGS].pool_workers
-    pool = make_pool(workers)
-    await warm_pool(pool, workers)
-    app[POOL] = pool
+    await app[POOL].start()  # one that cannot start: /readyz says POOL-BROKEN, uploads 503
     yield
-    pool.shutdown(cancel_futures=True)
+    await app[POOL].close()
 
 
 async def search(request: web.Request) -> web.Response:
@@ -87,8 +106,12 @@ async def search(request: web.Request) -> web.Response:
     if request.content_type.startswith("multipart/"):
         parsed = await _request_from_upload(request)
     elif request.content_type == "application/json":
+        body = await request.read()
         try:
-            parsed = MatcherSearchRequest.model_validate_json(await request.read())
+            check_json_shape(body, MAX_JSON_DEPTH, MAX_JSON_VALUES)
+            parsed = MatcherSearchRequest.model_validate_json(body)
+        except JsonTooComplex as exc:
+            return error_response(400, "invalid_request", str(exc))
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"])
@@ -112,23 +135,23 @@ async def search(request: web.Request) -> web.Response:
     metrics.VERIFY_CANDIDATES.observe(trace.candidates)
     total = time.perf_counter() - started
     metrics.SEARCH_SECONDS.labels("total").observe(total)
-    body = MatcherSearchResponse(matches=matches, took_ms=round(total * 1000, 2), images=len(index))
-    return web.json_response(text=body.model_dump_json())
+    answer = MatcherSearchResponse(
+        matches=matches, took_ms=round(total * 1000, 2), images=len(index)
+    )
+    return web.json_response(text=answer.model_dump_json())
 
 
 async def _request_from_upload(request: web.Request) -> MatcherSearchRequest | web.Response:
-    data = None
-    limit = 20
-    async for part in await request.multipart():
-        if not isinstance(part, BodyPartReader):
-            continue  # a nested multipart body: no field of ours
-        if part.name == "image":
-            data = await part.read()
-        elif part.name == "limit":
-            text = await part.text()
-            if not text.isdigit() or not 1 <= int(text) <= 200:
-                return error_response(400, "invalid_request", "limit: 1..200", "limit")
-            limit = int(text)
+    try:
+        form = await _read_upload(request)
+    except (ValueError, AssertionError) as exc:
+        # aiohttp's multipart reader refuses a body that does not parse this way (a part
+        # without headers, another boundary, a part that never ends).
+        log.info("malformed upload", extra={"error": repr(exc)})
+        return error_response(400, "invalid_body", "the multipart body is malformed")
+    if isinstance(form, web.Response):
+        return form
+    data, limit = form
     if data is None:
         return error_response(
             400, "missing_image", "send the image in a field named 'image'", "image"
@@ -143,8 +166,46 @@ async def _request_from_upload(request: web.Request) -> MatcherSearchRequest | w
     return MatcherSearchRequest(fingerprint=fingerprint, limit=limit)
 
 
+async def _read_upload(request: web.Request) -> tuple[bytes | None, int] | web.Response:
+    """The `image` and `limit` fields of an upload, or the error answer."""
+    data = None
+    limit = 20
+    parts = 0
+    async for part in await request.multipart():
+        parts += 1
+        if parts > MAX_UPLOAD_PARTS:
+            return error_response(
+                413, "too_many_fields", f"the form has more than {MAX_UPLOAD_PARTS} fields"
+            )
+        if not isinstance(part, BodyPartReader):
+            continue  # a nested multipart body: no field of ours
+        if part.name == "image":
+            data = await part.read()
+        elif part.name == "limit":
+            text = await _short_text(part)
+            # isascii: str.isdigit also holds for digits such as "²" that int() refuses.
+            if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 200:
+                return error_response(400, "invalid_request", "limit: 1..200", "limit")
+            limit = int(text)
+    return data, limit
+
+
+async def _short_text(part: BodyPartReader, cap: int = 16) -> str:
+    """A small form field's text; "" (refused by the caller) when it is over `cap` bytes."""
+    raw = b""
+    while chunk := await part.read_chunk(64):
+        raw += chunk
+        if len(raw) > cap:
+            return ""
+    return raw.decode("utf-8", "replace")
+
+
 async def get_image(request: web.Request) -> web.Response:
-    image = request.app[INDEX].get(request.match_info["image_id"])
+    try:
+        image_id = _IMAGE_ID.validate_python(request.match_info["image_id"])
+    except ValidationError:
+        return error_response(400, "invalid_request", "not an image id", "image_id")
+    image = request.app[INDEX].get(image_id)
     if image is None:
         return error_response(404, "not_found", "no such image in this matcher")
     return web.json_response(

@@ -5,14 +5,22 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from lookalike_shared.contracts import (
     ErrorBody,
+    ImageId,
     MatcherSearchRequest,
     MatcherSearchResponse,
     MatcherStats,
 )
+
+# The API's limits, documented here and enforced by app.py. A fingerprint is an object four
+# levels deep with about a thousand values (hashes, the layout vector, region boxes): bodies
+# beyond these are not fingerprints.
+MAX_JSON_DEPTH = 8
+MAX_JSON_VALUES = 4096
+MAX_UPLOAD_PARTS = 8  # `image` and `limit`
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -45,7 +53,12 @@ def openapi_document() -> dict[str, Any]:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
-    image_id = {"name": "image_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    image_id = {
+        "name": "image_id",
+        "in": "path",
+        "required": True,
+        "schema": TypeAdapter(ImageId).json_schema(),
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -58,6 +71,10 @@ def openapi_document() -> dict[str, Any]:
             "/v1/search": {
                 "post": {
                     "summary": "Search by a fingerprint (JSON) or by an image (multipart).",
+                    "description": f"A JSON body is at most {MAX_JSON_DEPTH} levels deep with "
+                    f"{MAX_JSON_VALUES} values; a form at most {MAX_UPLOAD_PARTS} fields; the "
+                    "body arrives within LOOKALIKE_BODY_TIMEOUT_SECONDS of the headers (else "
+                    "408).",
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -76,10 +93,12 @@ def openapi_document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": _json(_ref("MatcherSearchResponse"), "Matches, best first."),
-                        "400": _error("Invalid request."),
-                        "413": _error("Request or image too large."),
+                        "400": _error("Invalid request; `field` names what is wrong."),
+                        "408": _error("The body did not arrive within the deadline."),
+                        "413": _error("Request or image too large, or too many form fields."),
                         "415": _error("Neither JSON nor multipart."),
                         "422": _error("The upload is not an image we accept."),
+                        "503": _error("No worker process can fingerprint an upload now."),
                     },
                 }
             },
@@ -89,6 +108,7 @@ def openapi_document() -> dict[str, Any]:
                     "parameters": [image_id],
                     "responses": {
                         "200": _json({"type": "object"}, "The indexed image."),
+                        "400": _error("Not an image id."),
                         "404": _error("Not in this matcher."),
                     },
                 }

@@ -16,6 +16,18 @@ class MatcherSettings(CommonSettings):
         description="Fingerprint-topic partitions this shard owns; empty means all (a replica).",
     )
     pool_workers: int = Field(1, description="Processes fingerprinting uploaded query images.")
+    pool_start_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="Worker processes not started within this are broken: /readyz says "
+        "POOL-BROKEN and uploads get 503 until a restart succeeds.",
+    )
+    body_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A request body not fully received this long after its headers is cut "
+        "off with 408.",
+    )
     max_request_bytes: int = Field(25 * 1024 * 1024, description="Largest request body accepted.")
     matcher_data_dir: str | None = Field(
         None,

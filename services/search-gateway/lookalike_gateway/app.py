@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 from elasticsearch import AsyncElasticsearch
+from pydantic import TypeAdapter, ValidationError
 
+from lookalike_shared.contracts import ImageId
 from lookalike_shared.fetch import FetchError, ImageFetcher, policy_from
-from lookalike_shared.http import add_health_routes, error_response
+from lookalike_shared.http import (
+    add_health_routes,
+    body_deadline,
+    error_response,
+    json_errors,
+    secure_headers,
+)
 from lookalike_shared.imaging import ImageRejected
-from lookalike_shared.pool import default_workers, make_pool, warm_pool
+from lookalike_shared.pool import WorkerPool
 
 from . import metrics
 from .es_queries import CatalogueSearch
@@ -27,19 +36,49 @@ from .search import BackendFailed, SearchService, start_timeline, timed
 from .settings import GatewaySettings
 from .thumbnails import ThumbnailCache
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 SETTINGS = web.AppKey("settings", GatewaySettings)
 SERVICE = web.AppKey("service", SearchService)
 THUMBNAILS = web.AppKey("thumbnails", ThumbnailCache)
-STATE = web.AppKey("state", dict)
+POOL = web.AppKey("pool", WorkerPool)
+# The page loads its own script, style sheet and thumbnails, and shows a pasted or typed
+# query image (blob:, data:, or the https URL typed); it talks only to this origin, and
+# no other page may frame it. No inline script or style: app.js sets styles through the
+# CSSOM, which a CSP allows.
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data: blob: https:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+_IMAGE_ID: TypeAdapter[str] = TypeAdapter(ImageId)
+# What a client is told when image_url cannot be used: the reason in its own terms, never
+# the fetcher's detail (resolved addresses, file paths, our own network's errors).
+_FETCH_MESSAGES = {
+    "url_forbidden": "image_url points where this server does not fetch images from",
+    "fetch_timeout": "image_url did not answer in time",
+    "fetch_unreachable": "image_url's server could not be reached",
+    "fetch_not_found": "image_url's server has no image there",
+    "fetch_http_error": "image_url's server answered with an error",
+    "fetch_refused": "image_url's server refused to give the image",
+    "too_many_redirects": "image_url redirects too many times",
+    "image_too_large": "the image at image_url is over the size limit",
+}
 
 
 def init_app(settings: GatewaySettings) -> web.Application:
-    app = web.Application(client_max_size=settings.max_upload_bytes, middlewares=[count_requests])
+    app = web.Application(
+        client_max_size=settings.max_upload_bytes,
+        # Outermost first: count the status the client gets, after errors become JSON.
+        middlewares=[count_requests, json_errors, body_deadline(settings.body_timeout_seconds)],
+    )
     app[SETTINGS] = settings
-    app[STATE] = {"reason": "POOL-STARTING"}
+    app[POOL] = WorkerPool(
+        settings.pool_workers or None, start_timeout_seconds=settings.pool_start_timeout_seconds
+    )
     app.cleanup_ctx.append(_backends)
-    add_health_routes(app, lambda: app[STATE]["reason"])
+    secure_headers(app, PAGE_CSP)
+    add_health_routes(app, lambda: app[POOL].not_ready_reason)
     app.router.add_get("/", index_page)
     app.router.add_static("/static/", STATIC, name="static")
     app.router.add_post("/v1/search", search)
@@ -54,9 +93,8 @@ async def openapi_json(_: web.Request) -> web.Response:
 
 async def _backends(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    workers = settings.pool_workers or default_workers()
-    pool: ProcessPoolExecutor = make_pool(workers)
-    await warm_pool(pool, workers)
+    pool = app[POOL]
+    await pool.start()  # a pool that cannot start leaves the gateway up, /readyz says why
     es = AsyncElasticsearch(settings.es_url, request_timeout=settings.es_timeout_seconds + 1)
     session = aiohttp.ClientSession()
     # An image_url's body is held to the same cap as an upload.
@@ -65,12 +103,11 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
     matcher = MatcherClient(session, settings.matcher_urls, settings.matcher_timeout_seconds)
     app[SERVICE] = SearchService(settings, catalogue, matcher, pool, fetcher)
     app[THUMBNAILS] = ThumbnailCache(pool)
-    app[STATE]["reason"] = None
     yield
     await fetcher.close()
     await session.close()
     await es.close()
-    pool.shutdown(cancel_futures=True)
+    await pool.close()
 
 
 @web.middleware
@@ -98,6 +135,24 @@ async def index_page(_: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+def public_message(exc: BadRequest) -> str:
+    """The message a client sees: what was wrong with its request, in its own terms."""
+    cause = exc.__cause__
+    if isinstance(cause, FetchError):
+        log.info("image_url refused", extra={"code": cause.code, "detail": str(cause)})
+        return _FETCH_MESSAGES.get(cause.code, "image_url cannot be fetched")
+    return str(exc)
+
+
+def public_doc(doc: dict[str, Any]) -> dict[str, Any]:
+    """A search document as anyone may see it: a file:// image_url names a path on our
+    disks, so only an http(s) one is shown."""
+    url = doc.get("image_url")
+    if isinstance(url, str) and not url.lower().startswith(("http://", "https://")):
+        return {k: v for k, v in doc.items() if k != "image_url"}
+    return doc
+
+
 async def search(request: web.Request) -> web.StreamResponse:
     timeline = start_timeline()
     started = timeline.started
@@ -106,9 +161,10 @@ async def search(request: web.Request) -> web.StreamResponse:
         # Waiting for the client's upload is not the gateway's own time: note it apart.
         parsed = await read_search_request(request, request.app[SETTINGS].max_upload_bytes)
         timeline.record("upload", started, time.perf_counter())
+        # PoolUnavailable (no worker process can fingerprint) becomes a 503 in json_errors.
         fingerprint = await service.query_fingerprint(parsed)
     except BadRequest as exc:
-        refused = error_response(exc.status, exc.code, str(exc), exc.field)
+        refused = error_response(exc.status, exc.code, public_message(exc), exc.field)
         if exc.status == 413:
             # The rest of the body is not worth reading: close rather than drain it.
             refused.force_close()
@@ -125,6 +181,8 @@ async def search(request: web.Request) -> web.StreamResponse:
     first_hit = True
     try:
         async for line in lines:
+            if line["type"] == "hit":
+                line["doc"] = public_doc(line["doc"])
             await response.write(json.dumps(line).encode() + b"\n")
             if first_hit and line["type"] == "hit":
                 metrics.FIRST_HIT_SECONDS.observe(time.perf_counter() - started)
@@ -139,7 +197,12 @@ async def search(request: web.Request) -> web.StreamResponse:
 
 
 async def thumbnail(request: web.Request) -> web.Response:
-    image_id = request.match_info["image_id"]
+    try:
+        image_id = _IMAGE_ID.validate_python(request.match_info["image_id"])
+    except ValidationError:
+        return error_response(
+            400, "invalid_parameter", "image_id is not a catalogue image id", "image_id"
+        )
     service = request.app[SERVICE]
     try:
         doc = await timed(
@@ -147,8 +210,8 @@ async def thumbnail(request: web.Request) -> web.Response:
             service.catalogue.document(image_id),
             request.app[SETTINGS].es_timeout_seconds,
         )
-    except BackendFailed as exc:
-        return error_response(503, "backend_unavailable", str(exc))
+    except BackendFailed:
+        return error_response(503, "backend_unavailable", "the catalogue is unavailable right now")
     if doc is None:
         return error_response(404, "not_found", f"no catalogue image {image_id!r}")
     cache = request.app[THUMBNAILS]
@@ -159,7 +222,11 @@ async def thumbnail(request: web.Request) -> web.Response:
             data = await service.fetcher.fetch(doc["image_url"])
             body = await cache.render(image_id, version, data)
         except (FetchError, ImageRejected) as exc:
-            return error_response(502, exc.code, f"the catalogue image cannot be shown: {exc}")
+            log.warning(
+                "catalogue image cannot be shown",
+                extra={"image_id": image_id, "code": exc.code, "detail": str(exc)},
+            )
+            return error_response(502, exc.code, "the catalogue image cannot be shown")
     return web.Response(
         body=body,
         content_type="image/jpeg",

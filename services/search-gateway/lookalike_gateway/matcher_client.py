@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import aiohttp
 
@@ -12,6 +13,8 @@ from lookalike_shared.contracts import (
     MatcherSearchRequest,
     MatcherSearchResponse,
 )
+
+log = logging.getLogger(__name__)
 
 
 class MatcherUnavailable(Exception):
@@ -27,26 +30,34 @@ class MatcherClient:
     async def search(
         self, fingerprint: Fingerprint, limit: int
     ) -> tuple[list[MatcherMatch], list[str]]:
-        """Merged matches, and a warning per shard that did not answer (partial results)."""
+        """Merged matches, and a warning when some shard did not answer (partial results).
+        The warning counts the shards; their addresses and errors go to the log only."""
         body = MatcherSearchRequest(fingerprint=fingerprint, limit=limit).model_dump_json()
         answers = await asyncio.gather(
             *(self._one(url, body) for url in self.urls), return_exceptions=True
         )
         merged: dict[str, MatcherMatch] = {}
-        warnings = []
+        failures = []
         for url, answer in zip(self.urls, answers, strict=True):
             if isinstance(answer, BaseException):
                 if isinstance(answer, asyncio.CancelledError):
                     raise answer
-                warnings.append(f"matcher {url} unavailable: {answer}")
+                log.warning("matcher shard unavailable", extra={"url": url, "error": str(answer)})
+                failures.append(f"{url}: {answer}")
                 continue
             for match in answer.matches:
                 held = merged.get(match.image_id)
                 # Replicas may both hold an image: keep the newest version's best score.
                 if held is None or (match.version, match.score) > (held.version, held.score):
                     merged[match.image_id] = match
-        if len(warnings) == len(self.urls):
-            raise MatcherUnavailable("; ".join(warnings))
+        if len(failures) == len(self.urls):
+            raise MatcherUnavailable("; ".join(failures))
+        warnings = []
+        if failures:
+            warnings.append(
+                f"{len(failures)} of {len(self.urls)} matcher shards did not answer; "
+                "some duplicates may be missing"
+            )
         ranked = sorted(merged.values(), key=lambda m: (-m.score, m.image_id))
         return ranked[:limit], warnings
 

@@ -5,11 +5,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from lookalike_shared.contracts import DoneLine, ErrorBody, HitLine
+from pydantic import TypeAdapter
 
-from .params import SearchParams
+from lookalike_shared.contracts import NAMED_COLORS, DoneLine, ErrorBody, HitLine, ImageId
+from lookalike_shared.http import MAX_FIELD_BYTES as MAX_HEADER_BYTES
+from lookalike_shared.http import MAX_LINE_BYTES
+
+from .params import (
+    MAX_CURSOR_CHARS,
+    MAX_FIELD_BYTES,
+    MAX_FORM_FIELDS,
+    MAX_JSON_DEPTH,
+    MAX_JSON_VALUES,
+    SearchParams,
+)
 
 _REF = "#/components/schemas/{model}"
+IMAGE_ID_SCHEMA = TypeAdapter(ImageId).json_schema()
+LIMITS = (
+    f"Limits, each refused with a 4xx in the error shape: a form of at most {MAX_FORM_FIELDS} "
+    f"fields (413 `too_many_fields`), each but `image` at most {MAX_FIELD_BYTES} bytes; a "
+    f"JSON body at most {MAX_JSON_DEPTH} levels deep with at most {MAX_JSON_VALUES} values "
+    f"(400 `invalid_body`); `colors` and `format` at most one of each choice; `cursor` at "
+    f"most {MAX_CURSOR_CHARS} characters; the body at most LOOKALIKE_MAX_UPLOAD_BYTES (413) "
+    "and received within LOOKALIKE_BODY_TIMEOUT_SECONDS of the headers (408, connection "
+    f"closed). A request line or header line over {MAX_LINE_BYTES} / {MAX_HEADER_BYTES} "
+    "bytes, or a multipart part's header line over the latter, is a 400."
+)
 
 
 def _schemas() -> dict[str, Any]:
@@ -18,6 +40,11 @@ def _schemas() -> dict[str, Any]:
         schema = model.model_json_schema(ref_template=_REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
+    # The colours SearchParams' validator accepts, so generated requests use them.
+    schemas["SearchParams"]["properties"]["colors"]["items"] = {
+        "type": "string",
+        "enum": list(NAMED_COLORS),
+    }
     done = schemas["DoneLine"]
     done["properties"]["totals"] = {
         "type": "object",
@@ -84,7 +111,7 @@ def _search_operation() -> dict[str, Any]:
             "like this, leaving the image itself out), plus optional `q` and filters. The "
             "answer is `application/x-ndjson`: `hit` lines (duplicates, then look-alikes, "
             "then keyword hits; each image once) flushed as each group is ready, then one "
-            "`done` line. A backend that is down or slow adds a warning to `done`."
+            "`done` line. A backend that is down or slow adds a warning to `done`. " + LIMITS
         ),
         "requestBody": {
             "required": False,
@@ -108,13 +135,23 @@ def _search_operation() -> dict[str, Any]:
                     }
                 },
             },
-            "400": _error("A parameter is unknown or malformed; `field` names it."),
+            "400": _error(
+                "A parameter is unknown or malformed (`field` names it), or the body is "
+                "(`invalid_body`: unreadable, nested too deep, too many values)."
+            ),
             "404": _error("`image_id` is not in the catalogue."),
-            "413": _error("The body or the image is over the size or pixel limit."),
+            "408": _error("The body did not arrive within the deadline."),
+            "413": _error(
+                "The body or the image is over the size or pixel limit, or the form has "
+                "too many fields."
+            ),
             "415": _error("The body is not multipart, a form or JSON."),
             "422": _error("The image cannot be used: empty, truncated, not an image."),
             "502": _error("`image_url` could not be fetched (its server failed)."),
-            "503": _error("The catalogue needed to answer is unavailable."),
+            "503": _error(
+                "The catalogue needed to answer is unavailable, or no worker process can "
+                "read images right now."
+            ),
         },
     }
 
@@ -149,14 +186,17 @@ def openapi_document() -> dict[str, Any]:
                             "name": "image_id",
                             "in": "path",
                             "required": True,
-                            "schema": {"type": "string"},
+                            "schema": IMAGE_ID_SCHEMA,
                         }
                     ],
                     "responses": {
                         "200": {"description": "JPEG", "content": {"image/jpeg": {}}},
+                        "400": _error("`image_id` does not match the id pattern."),
                         "404": _error("No such catalogue image."),
                         "502": _error("The catalogue's image cannot be fetched or decoded."),
-                        "503": _error("The catalogue is unavailable."),
+                        "503": _error(
+                            "The catalogue is unavailable, or no worker process can render."
+                        ),
                     },
                 }
             },

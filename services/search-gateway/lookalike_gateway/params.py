@@ -6,9 +6,11 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
+from urllib.parse import parse_qsl
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -19,6 +21,8 @@ from pydantic import (
 )
 
 from lookalike_shared.contracts import NAMED_COLORS, ImageFormat, ImageId, Orientation
+from lookalike_shared.http import MAX_FIELD_BYTES as MAX_HEADER_BYTES
+from lookalike_shared.http import JsonTooComplex, check_json_shape
 
 
 class BadRequest(Exception):
@@ -29,27 +33,34 @@ class BadRequest(Exception):
         self.status = status
 
 
+MAX_CURSOR_CHARS = 64  # the cursors this server issues are about 16 characters
+
+
 class SearchParams(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     q: Annotated[str, Field(max_length=500)] | None = None
     image_id: ImageId | None = None
     image_url: Annotated[str, Field(max_length=4096)] | None = None
-    colors: list[str] = Field(default_factory=list)
-    format: list[ImageFormat] = Field(default_factory=list)
+    # At most one of each: a longer list only makes Elasticsearch's query longer.
+    colors: list[str] = Field(default_factory=list, max_length=len(NAMED_COLORS))
+    format: list[ImageFormat] = Field(default_factory=list, max_length=len(get_args(ImageFormat)))
     orientation: Orientation | None = None
     min_width: int | None = Field(None, ge=1, le=100_000)
     min_height: int | None = Field(None, ge=1, le=100_000)
     year_from: int | None = Field(None, ge=-5000, le=3000)
     year_to: int | None = Field(None, ge=-5000, le=3000)
     limit: int = Field(24, ge=1, le=100)
-    cursor: str | None = None
+    cursor: Annotated[str, Field(max_length=MAX_CURSOR_CHARS)] | None = None
 
     @field_validator("colors", "format", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
+        """`red,blue`, or several such (a repeated form field, a JSON list of strings)."""
         if isinstance(value, str):
-            return [v.strip().lower() for v in value.split(",") if v.strip()]
+            value = [value]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return [p.strip().lower() for v in value for p in v.split(",") if p.strip()]
         return value
 
     @field_validator("colors")
@@ -81,6 +92,12 @@ class SearchParams(BaseModel):
 MAX_OFFSET = 1000  # deep pages cost every backend offset + limit results; nobody reads them
 MAX_FIELD_BYTES = 8 * 1024  # a form field other than the image: words, filters, a URL
 LIST_FIELDS = frozenset({"colors", "format"})  # may be repeated: colors=red&colors=blue
+# Every parameter once, the image, and each colour and format as a part of its own: 32.
+# Twice that leaves room; thousands of parts would only be work for the event loop.
+MAX_FORM_FIELDS = 64
+# A search is an object of scalars and short lists: two levels, a few dozen values.
+MAX_JSON_DEPTH = 8
+MAX_JSON_VALUES = 256
 
 
 def encode_cursor(offset: int) -> str:
@@ -88,6 +105,8 @@ def encode_cursor(offset: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int:
+    if len(cursor) > MAX_CURSOR_CHARS:  # also keeps what json.loads sees small and shallow
+        raise BadRequest("invalid_parameter", "cursor is not one this server issued", "cursor")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         offset = json.loads(raw)["o"]
@@ -121,13 +140,20 @@ async def _read_capped(part: BodyPartReader, cap: int, name: str, status: int) -
 
 
 def _add_field(fields: dict[str, Any], name: str, value: str) -> None:
-    """Form fields: a list field may repeat (its values join), any other only once."""
-    if name not in fields:
+    """Form fields: a list field may repeat (its values are collected), any other only
+    once."""
+    if name in LIST_FIELDS:
+        fields.setdefault(name, []).append(value)
+    elif name not in fields:
         fields[name] = value
-    elif name in LIST_FIELDS:
-        fields[name] = f"{fields[name]},{value}"
     else:
         raise BadRequest("invalid_parameter", f"{name} is given twice", name)
+
+
+def _too_many_fields() -> BadRequest:
+    return BadRequest(
+        "too_many_fields", f"the form has more than {MAX_FORM_FIELDS} fields", status=413
+    )
 
 
 def _pasted_image(value: object, max_image_bytes: int) -> bytes:
@@ -146,56 +172,82 @@ def _pasted_image(value: object, max_image_bytes: int) -> bytes:
         raise BadRequest("invalid_parameter", "image: not valid base64", "image") from exc
 
 
-async def read_search_request(request: web.Request, max_image_bytes: int) -> SearchRequest:
-    """Multipart (file field `image`), urlencoded form, or JSON (`image` as a data URL);
-    400 naming the field."""
+async def _read_multipart(
+    request: web.Request, max_image_bytes: int
+) -> tuple[dict[str, Any], bytes | None]:
     fields: dict[str, Any] = {}
     image: bytes | None = None
+    parts = 0
+    async for part in await request.multipart():
+        parts += 1
+        if parts > MAX_FORM_FIELDS:
+            raise _too_many_fields()
+        if not isinstance(part, BodyPartReader):
+            raise BadRequest("invalid_body", "nested multipart bodies are not accepted")
+        name = part.name or ""
+        if name == "image":
+            if image is not None:
+                raise BadRequest("invalid_parameter", "image is given twice", "image")
+            image = await _read_capped(part, max_image_bytes, "image", 413)
+            continue
+        raw = await _read_capped(part, MAX_FIELD_BYTES, name, 400)
+        try:
+            text = raw.decode(part.get_charset(default="utf-8"))
+        except LookupError as exc:
+            raise BadRequest("invalid_body", f"{name}: unknown charset", name) from exc
+        _add_field(fields, name, text)
+    return fields, image
+
+
+async def _read_form(request: web.Request) -> dict[str, Any]:
+    text = (await request.read()).decode(request.charset or "utf-8")
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError as exc:  # "Max number of fields exceeded"
+        raise _too_many_fields() from exc
+    fields: dict[str, Any] = {}
+    for name, value in pairs:
+        _add_field(fields, name, value)
+    return fields
+
+
+async def _read_json(
+    request: web.Request, max_image_bytes: int
+) -> tuple[dict[str, Any], bytes | None]:
+    raw = await request.read()
+    try:
+        check_json_shape(raw, MAX_JSON_DEPTH, MAX_JSON_VALUES)
+    except JsonTooComplex as exc:
+        raise BadRequest("invalid_body", str(exc)) from exc
+    body = json.loads(raw)
+    if not isinstance(body, dict):
+        raise BadRequest("invalid_body", "the JSON body must be an object")
+    image = _pasted_image(body.pop("image"), max_image_bytes) if "image" in body else None
+    return body, image
+
+
+async def _read_body(
+    request: web.Request, max_image_bytes: int
+) -> tuple[dict[str, Any], bytes | None]:
     content_type = request.content_type
-    if request.content_length is not None and request.content_length > max_image_bytes:
-        # Refused from the header alone, before a byte of the body is read.
-        raise BadRequest("request_too_large", "the request body is over the size limit", status=413)
-    try:
-        if content_type.startswith("multipart/"):
-            async for part in await request.multipart():
-                if not isinstance(part, BodyPartReader):
-                    raise BadRequest("invalid_body", "nested multipart bodies are not accepted")
-                name = part.name or ""
-                if name == "image":
-                    if image is not None:
-                        raise BadRequest("invalid_parameter", "image is given twice", "image")
-                    image = await _read_capped(part, max_image_bytes, "image", 413)
-                else:
-                    raw = await _read_capped(part, MAX_FIELD_BYTES, name, 400)
-                    try:
-                        text = raw.decode(part.get_charset(default="utf-8"))
-                    except LookupError as exc:
-                        raise BadRequest("invalid_body", f"{name}: unknown charset", name) from exc
-                    _add_field(fields, name, text)
-        elif content_type == "application/json":
-            body = await request.json()
-            if not isinstance(body, dict):
-                raise BadRequest("invalid_body", "the JSON body must be an object")
-            fields = dict(body)
-            if "image" in fields:
-                image = _pasted_image(fields.pop("image"), max_image_bytes)
-        elif content_type == "application/x-www-form-urlencoded":
-            for name, value in (await request.post()).items():
-                _add_field(fields, name, str(value))
-        elif request.can_read_body:
-            raise BadRequest(
-                "unsupported_media_type",
-                "send multipart/form-data, application/x-www-form-urlencoded or application/json",
-                status=415,
-            )
-    except web.HTTPRequestEntityTooLarge as exc:
+    if content_type.startswith("multipart/"):
+        return await _read_multipart(request, max_image_bytes)
+    if content_type == "application/json":
+        return await _read_json(request, max_image_bytes)
+    if content_type == "application/x-www-form-urlencoded":
+        return await _read_form(request), None
+    if request.can_read_body:
         raise BadRequest(
-            "request_too_large", "the request body is over the size limit", status=413
-        ) from exc
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, AssertionError) as exc:
-        raise BadRequest("invalid_body", f"the body could not be read: {exc}") from exc
+            "unsupported_media_type",
+            "send multipart/form-data, application/x-www-form-urlencoded or application/json",
+            status=415,
+        )
+    return {}, None
+
+
+def _validated(fields: dict[str, Any]) -> SearchParams:
     try:
-        params = SearchParams.model_validate(fields)
+        return SearchParams.model_validate(fields)
     except ValidationError as exc:
         err = exc.errors()[0]
         path = ".".join(str(p) for p in err["loc"])
@@ -204,6 +256,29 @@ async def read_search_request(request: web.Request, max_image_bytes: int) -> Sea
         if err["type"] == "extra_forbidden":
             message = f"unknown parameter {field!r}"
         raise BadRequest("invalid_parameter", message, field) from exc
+
+
+async def read_search_request(request: web.Request, max_image_bytes: int) -> SearchRequest:
+    """Multipart (file field `image`), urlencoded form, or JSON (`image` as a data URL);
+    400 naming the field."""
+    if request.content_length is not None and request.content_length > max_image_bytes:
+        # Refused from the header alone, before a byte of the body is read.
+        raise BadRequest("request_too_large", "the request body is over the size limit", status=413)
+    try:
+        fields, image = await _read_body(request, max_image_bytes)
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise BadRequest(
+            "request_too_large", "the request body is over the size limit", status=413
+        ) from exc
+    except HttpProcessingError as exc:
+        # A multipart part whose headers are too long (a 100 KB filename) or malformed.
+        raise BadRequest(
+            "invalid_body",
+            f"a part of the body is malformed or its headers are over {MAX_HEADER_BYTES} bytes",
+        ) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError, AssertionError) as exc:
+        raise BadRequest("invalid_body", f"the body could not be read: {exc}") from exc
+    params = _validated(fields)
     sources = [s for s in (image is not None, params.image_url, params.image_id) if s]
     if len(sources) > 1:
         raise BadRequest("invalid_parameter", "give one of image, image_url or image_id", "image")

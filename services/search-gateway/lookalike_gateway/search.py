@@ -18,7 +18,6 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
@@ -27,7 +26,7 @@ from elasticsearch import ApiError, TransportError
 from lookalike_shared.contracts import DoneLine, Fingerprint, HitLine, MatcherMatch
 from lookalike_shared.fetch import FetchError, ImageFetcher
 from lookalike_shared.imaging import ImageRejected
-from lookalike_shared.pool import fingerprint_in_pool
+from lookalike_shared.pool import WorkerPool, fingerprint_in_pool
 
 from . import metrics
 from .es_queries import FACET_FIELDS, CatalogueSearch, KeywordAnswer
@@ -90,15 +89,29 @@ def start_timeline() -> Timeline:
     return timeline
 
 
+# What a client is told when a backend fails: which part of the answer is missing, never
+# the backend's own error text or address (those go to the log).
+UNAVAILABLE = {
+    "matcher": "duplicates are unavailable right now",
+    "es_similar": "look-alikes are unavailable right now",
+    "es_keyword": "keyword results are unavailable right now",
+    "es_hydrate": "image details are unavailable right now",
+    "es_rerank": "ranking by the words is unavailable right now",
+}
+
+
 async def timed(backend: str, call: Awaitable[T], timeout: float) -> T:
     """Run one backend call under its own deadline, recording its duration."""
     started = time.perf_counter()
+    message = UNAVAILABLE.get(backend, "part of the answer is unavailable right now")
     try:
         return await asyncio.wait_for(call, timeout)
     except TimeoutError as exc:
-        raise BackendFailed(backend, f"{backend} did not answer within {timeout}s") from exc
+        log.warning("backend timed out", extra={"backend": backend, "timeout_s": timeout})
+        raise BackendFailed(backend, message) from exc
     except (ApiError, TransportError, MatcherUnavailable, OSError) as exc:
-        raise BackendFailed(backend, f"{backend} failed: {exc}") from exc
+        log.warning("backend failed", extra={"backend": backend, "error": repr(exc)[:500]})
+        raise BackendFailed(backend, message) from exc
     finally:
         _finished(backend, started)
 
@@ -117,7 +130,7 @@ class SearchService:
         settings: GatewaySettings,
         catalogue: CatalogueSearch,
         matcher: MatcherClient,
-        pool: ProcessPoolExecutor,
+        pool: WorkerPool,
         fetcher: ImageFetcher,
     ) -> None:
         self.settings = settings

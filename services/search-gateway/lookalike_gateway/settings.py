@@ -43,6 +43,18 @@ class GatewaySettings(CommonSettings):
     )
     fetch_timeout_seconds: float = Field(10.0, description="Deadline for fetching image_url.")
     pool_workers: int = Field(0, description="Fingerprint processes; 0 means one per CPU.")
+    pool_start_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="Worker processes not started and warmed within this are broken: "
+        "/readyz says POOL-BROKEN and image searches get 503 until a restart succeeds.",
+    )
+    body_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A request body not fully received this long after its headers is cut "
+        "off with 408 (a slow or stalled client holds no connection for longer).",
+    )
     similar_min_score: float = Field(
         0.9, description="Least Elasticsearch kNN score (0..1) for a look-alike to be shown."
     )

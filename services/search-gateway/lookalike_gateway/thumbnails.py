@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 from collections import OrderedDict
-from concurrent.futures import ProcessPoolExecutor
 
 from PIL import Image
 
 from lookalike_shared.imaging import ImageRejected, decode_image
+from lookalike_shared.pool import WorkerPool
 
 THUMBNAIL_SIDE = 360
 CACHE_ENTRIES = 1024  # about 30 KB each: a few tens of MB at most
@@ -29,7 +28,7 @@ def render_thumbnail(data: bytes, side: int = THUMBNAIL_SIDE) -> bytes | tuple[s
 
 
 class ThumbnailCache:
-    def __init__(self, pool: ProcessPoolExecutor) -> None:
+    def __init__(self, pool: WorkerPool) -> None:
         self.pool = pool
         self._cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
 
@@ -41,7 +40,8 @@ class ThumbnailCache:
         return None
 
     async def render(self, image_id: str, version: int, data: bytes) -> bytes:
-        result = await asyncio.get_running_loop().run_in_executor(self.pool, render_thumbnail, data)
+        # PoolUnavailable (no worker can run) goes up: the route answers 503.
+        result = await self.pool.run(render_thumbnail, data)
         if isinstance(result, tuple):
             raise ImageRejected(*result)
         self._cache[(image_id, version)] = result
