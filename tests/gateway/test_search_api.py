@@ -67,18 +67,6 @@ async def test_pasted_image_sent_as_a_data_url_in_json_finds_the_artwork(
     assert answer.hits[0]["match"] == "duplicate"
 
 
-async def test_image_url_on_the_catalogue_file_root_finds_the_artwork(
-    indexed_catalogue: IndexedCatalogue,
-) -> None:
-    url = sample_path(indexed_catalogue.root, "img-00024").resolve().as_uri()
-
-    answer = await indexed_catalogue.gateway.search_json({"image_url": url})
-
-    assert answer.status == 200
-    assert answer.hits[0]["image_id"] == "img-00024"
-    assert answer.hits[0]["match"] == "duplicate"
-
-
 async def test_image_url_over_http_follows_redirects_to_an_allowed_host(
     indexed_catalogue: IndexedCatalogue,
 ) -> None:

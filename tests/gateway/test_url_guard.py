@@ -44,7 +44,16 @@ async def test_image_url_naming_loopback_in_disguise_is_refused_before_any_reque
     assert asked == []  # nothing inside our network was reached
 
 
-@pytest.mark.parametrize("url", ["http://[x]/a.png", "http://[::1", "http://2130706433/a.png"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[x]/a.png",
+        "http://[::1",
+        "http://2130706433/a.png",  # 127.0.0.1 as one number, to some resolvers
+        "http://127.1/a.png",
+        "http://0x7f000001/a.png",
+    ],
+)
 async def test_malformed_image_url_is_a_400_naming_the_field(
     indexed_catalogue: IndexedCatalogue, url: str
 ) -> None:
