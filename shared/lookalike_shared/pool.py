@@ -9,6 +9,7 @@ import os
 import signal
 from concurrent.futures import ProcessPoolExecutor
 
+from .analysis import ImageAnalysis, analyse_bytes
 from .contracts import Fingerprint
 from .fingerprint import fingerprint_bytes
 from .imaging import ImageRejected
@@ -37,7 +38,7 @@ def make_pool(workers: int | None = None) -> ProcessPoolExecutor:
     # forkserver: forking a process that runs aiokafka's and asyncio's threads is unsafe.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(
-        ["lookalike_shared.forkserver_init", "lookalike_shared.fingerprint"]
+        ["lookalike_shared.forkserver_init", "lookalike_shared.analysis"]
     )
     return ProcessPoolExecutor(
         max_workers=workers or default_workers(), mp_context=context, initializer=die_with_parent
@@ -63,6 +64,24 @@ async def fingerprint_in_pool(
     """The fingerprint of `data`, computed in `pool`; `query` for an image to search with."""
     loop = asyncio.get_running_loop()
     result = await loop.run_in_executor(pool, _fingerprint_or_error, data, query)
+    if isinstance(result, tuple):
+        raise ImageRejected(*result)
+    return result
+
+
+def _analysis_or_error(data: bytes, query: bool) -> ImageAnalysis | tuple[str, str]:
+    try:
+        return analyse_bytes(data, query)
+    except ImageRejected as exc:
+        return (exc.code, str(exc))
+
+
+async def analyse_in_pool(
+    pool: ProcessPoolExecutor, data: bytes, query: bool = False
+) -> ImageAnalysis:
+    """Fingerprint, embedding and subject words of `data` from one decode, in `pool`."""
+    loop = asyncio.get_running_loop()
+    result = await loop.run_in_executor(pool, _analysis_or_error, data, query)
     if isinstance(result, tuple):
         raise ImageRejected(*result)
     return result
