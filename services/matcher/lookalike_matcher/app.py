@@ -21,6 +21,7 @@ from lookalike_shared.imaging import ImageRejected
 from lookalike_shared.pool import fingerprint_in_pool, make_pool, warm_pool
 
 from . import metrics
+from .by_id import query_of
 from .index import FingerprintIndex, SearchTrace
 from .openapi import openapi_document
 from .replay import FingerprintReplay
@@ -88,9 +89,15 @@ async def search(request: web.Request) -> web.Response:
     if isinstance(parsed, web.Response):
         return parsed
     index = request.app[INDEX]
+    query = parsed.fingerprint
+    if parsed.image_id is not None:
+        query = query_of(index, parsed.image_id)
+        if query is None:
+            return error_response(404, "not_found", "no such image in this matcher", "image_id")
+    assert query is not None  # the request holds one or the other
     trace = SearchTrace()
     matches = await asyncio.to_thread(
-        index.search, parsed.fingerprint, parsed.limit, parsed.include_similar, trace
+        index.search, query, parsed.limit, parsed.include_similar, trace
     )
     metrics.SEARCH_SECONDS.labels("hash").observe(trace.hash_seconds)
     metrics.SEARCH_SECONDS.labels("local").observe(trace.local_seconds)
@@ -98,7 +105,12 @@ async def search(request: web.Request) -> web.Response:
     metrics.VERIFY_CANDIDATES.observe(trace.candidates)
     total = time.perf_counter() - started
     metrics.SEARCH_SECONDS.labels("total").observe(total)
-    body = MatcherSearchResponse(matches=matches, took_ms=round(total * 1000, 2), images=len(index))
+    body = MatcherSearchResponse(
+        matches=matches,
+        took_ms=round(total * 1000, 2),
+        images=len(index),
+        query=query if parsed.image_id is not None else None,
+    )
     return web.json_response(text=body.model_dump_json())
 
 

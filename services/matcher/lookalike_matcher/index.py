@@ -150,6 +150,23 @@ class IndexedImage:
     has_keypoints: bool = False
 
 
+@dataclass(frozen=True)
+class StoredEntry:
+    """What the index keeps of one catalogue image, for a search by its id (by_id.py)."""
+
+    image_id: str
+    version: int
+    trim: Box
+    aspects: tuple[float, float]  # content and whole image, width over height (0: unknown)
+    phash: int | None
+    untrimmed_phash: int | None
+    hash256: bytes | None
+    untrimmed256: bytes | None
+    thumb: bytes | None  # 256 grey levels
+    chroma: bytes | None  # the a*/b* 4x4 grid, int8
+    keypoints: bytes | None  # packed (fingerprint.pack_keypoints), the stored strongest
+
+
 @dataclass
 class _Slots:
     """Per-image fields, indexed by slot; grown by doubling."""
@@ -166,6 +183,12 @@ class _Slots:
     chroma: Array = field(default_factory=lambda: np.zeros((0, 32), dtype=np.int8))
     has_chroma: Array = field(default_factory=lambda: np.zeros(0, dtype=bool))
     aspect: Array = field(default_factory=lambda: np.ones((0, 2), dtype=np.float32))
+    # The content pHashes again (also in the tables, which cannot be read by image): what
+    # a search by catalogue image id starts from (query_of).
+    phash: Array = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    has_phash: Array = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    untrimmed_phash: Array = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    has_untrimmed_phash: Array = field(default_factory=lambda: np.zeros(0, dtype=bool))
     kp_offset: Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     kp_length: Array = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     codes: Array = field(default_factory=lambda: np.zeros(0, dtype=np.int16))  # in the tables
@@ -290,6 +313,34 @@ class FingerprintIndex:
             has_keypoints=bool(s.kp_length[slot] > 0),
         )
 
+    def stored(self, image_id: str) -> StoredEntry | None:
+        """The entry of a catalogue image, or None if it is not held here."""
+        with self._lock:
+            slot = self._names.slot_of(image_id)
+            if slot is None:
+                return None
+            s = self._slots
+            raw_kp = (
+                self.keypoints.read(int(s.kp_offset[slot]), int(s.kp_length[slot]))
+                if s.kp_length[slot] > 0
+                else None
+            )
+            return StoredEntry(
+                image_id=image_id,
+                version=int(s.version[slot]),
+                trim=self._image(slot).trim,
+                aspects=(float(s.aspect[slot][0]), float(s.aspect[slot][1])),
+                phash=int(s.phash[slot]) if s.has_phash[slot] else None,
+                untrimmed_phash=(
+                    int(s.untrimmed_phash[slot]) if s.has_untrimmed_phash[slot] else None
+                ),
+                hash256=s.hash256[slot].tobytes() if s.has256[slot] else None,
+                untrimmed256=s.untrimmed256[slot].tobytes() if s.has_untrimmed256[slot] else None,
+                thumb=s.thumb[slot].tobytes() if s.has_thumb[slot] else None,
+                chroma=s.chroma[slot].tobytes() if s.has_chroma[slot] else None,
+                keypoints=raw_kp,
+            )
+
     # --- writes ------------------------------------------------------------------------------
 
     def upsert(self, image_id: str, version: int, fingerprint: Fingerprint) -> bool:
@@ -330,9 +381,11 @@ class FingerprintIndex:
                 s.kp_length[slot] = len(raw_kp)
                 self.postings.add(slot, Keypoints.from_bytes(raw_kp).descriptors)
             codes, tags = [hex_to_u64(fingerprint.phash)], [CONTENT]
+            s.phash[slot], s.has_phash[slot] = codes[0], True
             if fingerprint.untrimmed_phash_dihedral:
                 codes.append(hex_to_u64(fingerprint.untrimmed_phash_dihedral[0]))
                 tags.append(UNTRIMMED)
+                s.untrimmed_phash[slot], s.has_untrimmed_phash[slot] = codes[1], True
             smooth = average_hashes(thumb, orientations=1) if thumb is not None else None
             if smooth is not None:
                 self.smooth.add(smooth[:1], slot, SMOOTH)
@@ -477,6 +530,7 @@ class FingerprintIndex:
             key = tuple((b.x, b.y, b.w, b.h) for b in windows)
             s.windows[first:need] = self._window_set(key)
             s.codes[first:need] = 1 + r
+            s.phash[first:need], s.has_phash[first:need] = content_codes, True
             self._entries += n * (1 + r)
             self.content.add(content_codes, slots, CONTENT)
             central = np.array([k in CENTRE_WINDOWS for k in key], dtype=bool)
