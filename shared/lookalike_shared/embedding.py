@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -28,7 +30,9 @@ import numpy as np
 
 Array = np.ndarray
 
-MODELS = Path(__file__).parent / "models"
+# LOOKALIKE_MODEL_DIR points elsewhere for a test or a model being tried; the hashes below
+# still have to match.
+MODELS = Path(os.environ.get("LOOKALIKE_MODEL_DIR") or Path(__file__).parent / "models")
 MODEL_FILE = MODELS / "efficientnet-lite0.onnx"
 MODEL_SHA256 = "0ac49a81176a3a4ac545f22b02a7f6c7b1a21144662918602950b0da81103080"
 PROJECTION_FILE = MODELS / "projection-256.npz"
@@ -80,6 +84,16 @@ def verify_model_files(files: ModelFiles | None = None) -> None:
                 f"model file {path} is corrupt or not the shipped one: sha256 {found}, "
                 f"expected {expected}"
             )
+
+
+def require_model_files(service: str) -> None:
+    """For a service's main(): stop at once, with the reason, if a model file is missing or
+    corrupt, rather than fail every image or query later."""
+    try:
+        verify_model_files()
+    except ModelFileError as exc:
+        sys.stderr.write(f"{service}: cannot start: {exc}\n")
+        raise SystemExit(2) from exc
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Turn one catalogue event into the two writes it needs, without making them:
 
-    upserted --> fetch --> fingerprint (pool) --> fingerprint record + search document
+    upserted --> fetch --> fingerprint + embedding (pool, one decode) --> fingerprint record
+                                                                      + search document
     deleted  --> tombstone + versioned delete
 
 The batch (batch.py) decides first whether the event is stale, then publishes the record
@@ -20,7 +21,7 @@ from lookalike_shared.contracts import FingerprintRecord
 from lookalike_shared.events import CatalogueEvent, ImageUpserted
 from lookalike_shared.fetch import FetchError, ImageFetcher
 from lookalike_shared.imaging import ImageRejected
-from lookalike_shared.pool import fingerprint_in_pool
+from lookalike_shared.pool import analyse_in_pool
 from lookalike_shared.search_index import search_document
 
 from . import metrics
@@ -60,16 +61,17 @@ class EventHandler:
         data = await self._fetch(event.image.image_url)
         with metrics.STAGE_SECONDS.labels("fingerprint").time():
             try:
-                fingerprint = await fingerprint_in_pool(self.pool, data)
+                analysis = await analyse_in_pool(self.pool, data)
             except ImageRejected as exc:
                 raise PermanentFailure(exc.code, str(exc)) from exc
+        # The record stays lean: the matcher needs the fingerprint, not the embedding.
         record = FingerprintRecord(
             image_id=event.image_id,
             version=event.version,
-            fingerprint=fingerprint,
+            fingerprint=analysis.fingerprint,
             indexed_at=datetime.now(UTC),
         )
-        document = search_document(event.image, fingerprint)
+        document = search_document(event.image, analysis)
         document["indexed_at"] = record.indexed_at.isoformat()
         return PreparedEvent(
             record.model_dump_json().encode(),

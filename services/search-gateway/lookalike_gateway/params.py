@@ -20,6 +20,8 @@ from pydantic import (
 
 from lookalike_shared.contracts import NAMED_COLORS, ImageFormat, ImageId, Orientation
 
+from .palette_param import check_palette, parse_palette
+
 
 class BadRequest(Exception):
     def __init__(self, code: str, message: str, field: str | None = None, status: int = 400):
@@ -36,6 +38,8 @@ class SearchParams(BaseModel):
     image_id: ImageId | None = None
     image_url: Annotated[str, Field(max_length=4096)] | None = None
     colors: list[str] = Field(default_factory=list)
+    # Colour search: [(#rrggbb, weight 0-100)], given as `1f4e79:60,e0b040:20`.
+    palette: list[tuple[str, float]] = Field(default_factory=list)
     format: list[ImageFormat] = Field(default_factory=list)
     orientation: Orientation | None = None
     min_width: int | None = Field(None, ge=1, le=100_000)
@@ -59,6 +63,9 @@ class SearchParams(BaseModel):
         if unknown:
             raise ValueError(f"unknown colour {unknown[0]!r}; use one of {', '.join(NAMED_COLORS)}")
         return value
+
+    _parse_palette = field_validator("palette", mode="before")(parse_palette)
+    _check_palette = field_validator("palette")(check_palette)
 
     @field_validator("q", "image_url", "image_id", "cursor", mode="before")
     @classmethod

@@ -40,7 +40,9 @@ class GatewaySettings(CommonSettings):
     fetch_timeout_seconds: float = Field(10.0, description="Deadline for fetching image_url.")
     pool_workers: int = Field(0, description="Fingerprint processes; 0 means one per CPU.")
     similar_min_score: float = Field(
-        0.9, description="Least Elasticsearch kNN score (0..1) for a look-alike to be shown."
+        0.0,
+        description="Least cosine similarity (0..1) for a look-alike to be shown. 0 shows the "
+        "nearest images whatever their similarity: look-alikes are ranked, not judged.",
     )
 
     _split = field_validator("matcher_urls", "allowed_hosts", mode="before")(split_csv)
