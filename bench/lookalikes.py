@@ -14,8 +14,13 @@
 3. CPU per image, one core, medians over real JPEGs of 1-4 MP (bench/ingest.py's set): the
    decode, the fingerprint, the embedding, and the sum against the naive
    `imagehash.phash(Image.open(path))`.
+4. Latency on the local stack (`latency`, as bench/gateway.py starts it: embedded
+   stand-in, ingest, matcher, gateway; the 27 samples plus N synthetic documents shaped
+   like ingest's): the look-alike kNN against the keyword query, each alone, and an image
+   search's first hit and full answer through the gateway, one client, p50 and p90.
 
-    .venv/bin/python bench/lookalikes.py
+    .venv/bin/python bench/lookalikes.py              # parts 1-3
+    .venv/bin/python bench/lookalikes.py latency --documents 10000
     .venv/bin/python bench/lookalikes.py --model lite1=/tmp/lite1.onnx   # compare exports
     .venv/bin/python bench/lookalikes.py fit-projection OUT.npz            # refit the PCA
 
@@ -26,6 +31,8 @@ never on the evaluated ones, with each image also mirrored.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import statistics
 import sys
 import tempfile
@@ -209,6 +216,72 @@ def cpu(args: argparse.Namespace) -> None:
     print(f"  all / naive = {both / med['naive']:.2f}x")
 
 
+async def latency(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    import aiohttp
+    from gateway import (
+        QUERY_IMAGES,
+        index_synthetic,
+        one_megapixel_jpeg,
+        pct,
+        start_stack,
+        time_backends,
+    )
+
+    from lookalike_stack.sample import materialize
+
+    with tempfile.TemporaryDirectory(prefix="lookalike-bench-") as tmp:
+        stack = start_stack(Path(tmp), es_timeout=30.0)
+        try:
+            await index_synthetic(stack.es_url, args.documents)
+            catalogue = materialize(Path(tmp) / "catalogue")
+            paths = {
+                c["image_id"]: next(stack.catalogue.glob(f"{c['image_id']}.*")) for c in catalogue
+            }
+            queries = [one_megapixel_jpeg(paths[i]) for i in QUERY_IMAGES]
+            alone = await time_backends(stack, queries, args.reps)
+            first, full, keyword = [], [], []
+            inside: dict[str, list[float]] = {}  # the done lines' timings_ms
+            async with aiohttp.ClientSession() as http:
+                for n in range(args.reps):
+                    form = aiohttp.FormData()
+                    form.add_field("image", queries[n % len(queries)], filename="q.jpg")
+                    started = time.perf_counter()
+                    got_first = None
+                    async with http.post(f"{stack.gateway}/v1/search", data=form) as resp:
+                        async for raw in resp.content:
+                            if got_first is None and b'"type": "hit"' in raw:
+                                got_first = time.perf_counter()
+                            if b'"type": "done"' in raw:
+                                for name, ms in json.loads(raw)["timings_ms"].items():
+                                    if isinstance(ms, int | float):
+                                        inside.setdefault(name, []).append(float(ms))
+                    full.append((time.perf_counter() - started) * 1000)
+                    first.append(((got_first or time.perf_counter()) - started) * 1000)
+                    started = time.perf_counter()
+                    async with http.post(
+                        f"{stack.gateway}/v1/search", data={"q": "portrait"}
+                    ) as resp:
+                        await resp.read()
+                    keyword.append((time.perf_counter() - started) * 1000)
+        finally:
+            stack.stop()
+    total = args.documents + 27
+    print(f"\nLatency on the local stack, {total} documents, one client (ms, p50 / p90)")
+    for name, values in (
+        ("look-alike kNN alone (es_similar)", alone["es_similar"]),
+        ("keyword query alone (es_keyword)", alone["es_keyword"]),
+        ("query analysis (pool)", alone["fingerprint"]),
+        ("image search: first hit", first),
+        ("image search: full answer", full),
+        ("keyword search: full answer", keyword),
+    ):
+        print(f"  {name:36s} {pct(values, 50):7.1f} / {pct(values, 90):7.1f}")
+    print("  inside the image searches (done line timings_ms, p50):")
+    for name, values in sorted(inside.items()):
+        print(f"    {name:34s} {pct(values, 50):7.1f}")
+
+
 def fit_projection(out: Path, fit: list[Item], dims: int, power: float) -> None:
     """PCA on the fit stamps' pooled features (each image and its mirror), whitened with
     eigenvalues to the power `-power` (0.5 is full whitening)."""
@@ -231,7 +304,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument(
-        "command", nargs="?", default="all", choices=("all", "quality", "cpu", "fit-projection")
+        "command",
+        nargs="?",
+        default="all",
+        choices=("all", "quality", "cpu", "latency", "fit-projection"),
     )
     parser.add_argument("out", nargs="?", type=Path, help="fit-projection: the .npz to write")
     parser.add_argument("--stamps", type=Path, default=STAMPS)
@@ -241,6 +317,8 @@ def main() -> None:
     parser.add_argument("--dims", type=int, default=256)
     parser.add_argument("--power", type=float, default=0.5)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--documents", type=int, default=10_000, help="latency: synthetic docs")
+    parser.add_argument("--reps", type=int, default=30, help="latency: searches of each kind")
     args = parser.parse_args()
     if args.command in ("all", "quality", "fit-projection"):
         if not args.stamps.is_dir():
@@ -252,6 +330,8 @@ def main() -> None:
         quality(args, evaluated)
     if args.command in ("all", "cpu"):
         cpu(args)
+    if args.command == "latency":
+        asyncio.run(latency(args))
 
 
 if __name__ == "__main__":

@@ -40,8 +40,9 @@ PROJECTION_SHA256 = "b000fc4ff3279b8d1e666cac162fd3bdd58cad0bb288c7baba5efdcf79a
 INPUT_SIDE = 224  # EfficientNet-Lite0's training resolution
 EMBEDDING_DIMS = 256
 # Subject words: at most this many ImageNet classes an image, each at least this likely
-# (softmax). Calibrated in bench/lookalikes.py: images that share a word at this
-# confidence share their subject class far more often than chance.
+# (softmax). Calibrated in bench/lookalikes.py on 317 labelled stamps: at 0.25, 60% of
+# images get a word and two images sharing one are of one subject class 80% of the time
+# (chance 11%); at 0.10, 90% and 73%; at 0.35, 47% and 91%.
 SUBJECT_MAX = 3
 SUBJECT_MIN_CONFIDENCE = 0.25
 

@@ -57,7 +57,9 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/v1/search": {
                 "post": {
-                    "summary": "Search by a fingerprint (JSON) or by an image (multipart).",
+                    "summary": "Search by a fingerprint or a catalogue image id (JSON: "
+                    "`fingerprint` or `image_id`, which 404s if this matcher does not hold it) "
+                    "or by an image (multipart).",
                     "requestBody": {
                         "required": True,
                         "content": {
