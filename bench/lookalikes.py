@@ -128,8 +128,8 @@ def quality(args: argparse.Namespace, evaluated: list[Item]) -> None:
         f"({len(indexed)} indexed, {len(queries)} queries)"
     )
     shipped = ImageEmbedder()
-    runs = [("embedding (Lite0, 256-d projected, stored)", shipped, True)]
-    runs.append(("Lite0 raw features (1280-d)", shipped, False))
+    runs = [("embedding (Lite0 160 px, 256-d projected, stored)", shipped, True)]
+    runs.append(("Lite0 160 px raw features (1280-d)", shipped, False))
     for spec in args.model:
         name, _, path = spec.partition("=")
         runs.append(
@@ -164,7 +164,7 @@ def subject_words(embedder: ImageEmbedder, items: list[Item], chance: float) -> 
     probabilities = [embedder.run(i.rgb)[1] for i in items]
     print("\nSubject words: share of images given a word; share of image pairs sharing a")
     print(f"word that are of one class (chance {chance:.3f})")
-    for threshold in (0.05, 0.1, 0.15, 0.25, 0.35, 0.5):
+    for threshold in (0.1, 0.25, 0.35, 0.45, 0.55, 0.65):
         words = [set(subjects_from(p, threshold)) for p in probabilities]
         pairs = same = 0
         for a in range(len(items)):

