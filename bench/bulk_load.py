@@ -43,6 +43,7 @@ def bulk_add(
     key = tuple((b.x, b.y, b.w, b.h) for b in windows)
     s.windows[first:need] = state.window_set(key)
     s.codes[first:need] = 1 + r
+    s.phash[first:need], s.has_phash[first:need] = content_codes, True
     state.entries += n * (1 + r)
     state.content.add(content_codes, slots, CONTENT)
     central = np.array([k in CENTRE_WINDOWS for k in key], dtype=bool)

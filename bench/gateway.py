@@ -48,9 +48,10 @@ from PIL import Image
 
 from lookalike_gateway.es_queries import CatalogueSearch
 from lookalike_gateway.params import SearchParams
+from lookalike_shared.colour_bins import image_bins
 from lookalike_shared.contracts import NAMED_COLORS, MatcherSearchRequest
-from lookalike_shared.pool import WorkerPool, fingerprint_in_pool
-from lookalike_shared.search_index import LAYOUT_DIMS
+from lookalike_shared.embedding import EMBEDDING_DIMS
+from lookalike_shared.pool import WorkerPool, analyse_in_pool
 from lookalike_stack.processes import free_port
 from lookalike_stack.sample import materialize
 
@@ -141,13 +142,17 @@ def _drain(proc: subprocess.Popen[bytes]) -> None:
 
 
 async def index_synthetic(es_url: str, count: int, seed: int = 7) -> None:
-    """Documents shaped like ingest's, with random metadata and layout vectors."""
+    """Documents shaped like ingest's, with random metadata, embeddings and palettes."""
     rng = random.Random(seed)
     creators = ("Anonymous", "Studio North", "J. Hale", "M. Ito", "R. Okafor", "L. Brun")
     subjects = ("harbour", "portrait", "still life", "landscape", "night", "garden", "study")
 
     def doc(i: int) -> dict[str, Any]:
-        vector = [rng.gauss(0, 1) for _ in range(LAYOUT_DIMS)]
+        vector = [rng.gauss(0, 1) for _ in range(EMBEDDING_DIMS)]
+        palette = [
+            {"hex": "#" + bytes(rng.randrange(256) for _ in range(3)).hex(), "weight": w}
+            for w in (0.4, 0.2, 0.1)
+        ]
         norm = math.sqrt(sum(v * v for v in vector))
         width, height = rng.choice([(800, 600), (600, 800), (1000, 1000), (1600, 900)])
         year = rng.randint(1850, 2024)
@@ -176,8 +181,10 @@ async def index_synthetic(es_url: str, count: int, seed: int = 7) -> None:
                 else "square",
                 "format": "jpeg",
                 "colors": rng.sample(NAMED_COLORS, rng.randint(1, 4)),
-                "palette": [],
-                "layout": [round(v / norm, 5) for v in vector],
+                "palette": palette,
+                "colour_bins": image_bins((p["hex"], p["weight"]) for p in palette),
+                "subjects": [subject],
+                "embedding": [round(v / norm, 5) for v in vector],
             },
         }
 
@@ -211,10 +218,12 @@ async def time_backends(stack: Stack, queries: list[bytes], reps: int) -> dict[s
             params = SearchParams(q=WORDS[i % len(WORDS)], limit=LIMIT)
             total = 0.0
             t = time.perf_counter()
-            fingerprint = await fingerprint_in_pool(pool, data)
+            analysis = await analyse_in_pool(pool, data, query=True)
             total += note("fingerprint", t)
             t = time.perf_counter()
-            body = MatcherSearchRequest(fingerprint=fingerprint, limit=100).model_dump_json()
+            body = MatcherSearchRequest(
+                fingerprint=analysis.fingerprint, limit=100
+            ).model_dump_json()
             async with http.post(
                 f"{stack.matcher}/v1/search",
                 data=body,
@@ -227,7 +236,7 @@ async def time_backends(stack: Stack, queries: list[bytes], reps: int) -> dict[s
             await catalogue.hydrate(params, ids)
             total += note("es_hydrate", t)
             t = time.perf_counter()
-            await catalogue.similar(params, fingerprint.layout, 100)
+            await catalogue.similar(params, analysis.embedding, 100)
             total += note("es_similar", t)
             t = time.perf_counter()
             await catalogue.keyword(params, 100)  # as deep as the look-alikes it re-ranks

@@ -8,7 +8,14 @@ import binascii
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 UPSERTED = "catalogue.image.upserted"
 DELETED = "catalogue.image.deleted"
@@ -233,11 +240,21 @@ class FingerprintRecord(BaseModel):
 
 
 class MatcherSearchRequest(BaseModel):
+    """Search with a fingerprint, or with a catalogue image id (the matcher then builds the
+    query from what it holds for that image: "more like this")."""
+
     model_config = ConfigDict(extra="forbid")
 
-    fingerprint: Fingerprint
+    fingerprint: Fingerprint | None = None
+    image_id: ImageId | None = None
     limit: int = Field(20, ge=1, le=200)
     include_similar: bool = True
+
+    @model_validator(mode="after")
+    def _one_query(self) -> MatcherSearchRequest:
+        if (self.fingerprint is None) == (self.image_id is None):
+            raise ValueError("give exactly one of fingerprint or image_id")
+        return self
 
 
 class Overlap(BaseModel):
@@ -260,6 +277,11 @@ class MatcherSearchResponse(BaseModel):
     matches: list[MatcherMatch]
     took_ms: float
     images: int
+    query: Fingerprint | None = Field(
+        None,
+        description="For a search by image_id: the fingerprint the search was made with, so "
+        "the other shards can be searched with it too.",
+    )
 
 
 class MatcherStats(BaseModel):

@@ -25,6 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+from .analysis import ImageAnalysis, analyse_bytes
 from .contracts import Fingerprint
 from .fingerprint import fingerprint_bytes
 from .imaging import ImageRejected
@@ -63,7 +64,7 @@ def _make_executor(workers: int) -> ProcessPoolExecutor:
     # forkserver: forking a process that runs aiokafka's and asyncio's threads is unsafe.
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(
-        ["lookalike_shared.forkserver_init", "lookalike_shared.fingerprint"]
+        ["lookalike_shared.forkserver_init", "lookalike_shared.analysis"]
     )
     return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent)
 
@@ -205,6 +206,22 @@ async def fingerprint_in_pool(pool: WorkerPool, data: bytes, query: bool = False
     """The fingerprint of `data`, computed in `pool`; `query` for an image to search with.
     Raises ImageRejected for an unusable image, PoolUnavailable when no worker can run."""
     result = await pool.run(_fingerprint_or_error, data, query)
+    if isinstance(result, tuple):
+        raise ImageRejected(*result)
+    return result
+
+
+def _analysis_or_error(data: bytes, query: bool) -> ImageAnalysis | tuple[str, str]:
+    try:
+        return analyse_bytes(data, query)
+    except ImageRejected as exc:
+        return (exc.code, str(exc))
+
+
+async def analyse_in_pool(pool: WorkerPool, data: bytes, query: bool = False) -> ImageAnalysis:
+    """Fingerprint, embedding and subject words of `data` from one decode, in `pool`.
+    Raises ImageRejected for an unusable image, PoolUnavailable when no worker can run."""
+    result = await pool.run(_analysis_or_error, data, query)
     if isinstance(result, tuple):
         raise ImageRejected(*result)
     return result

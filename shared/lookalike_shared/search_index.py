@@ -19,12 +19,17 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch
 from elasticsearch import ConnectionError as ESConnectionError
 
-from .contracts import CatalogueImage, Fingerprint
-from .fingerprint import LAYOUT_GRID
+from .analysis import ImageAnalysis
+from .colour_bins import image_bins
+from .contracts import CatalogueImage
+from .embedding import EMBEDDING_DIMS
 
 log = logging.getLogger(__name__)
 
-LAYOUT_DIMS = LAYOUT_GRID * LAYOUT_GRID * 3
+# The index generation this code writes and searches: 2 added the learned embedding, subject
+# words and colour bins, and dropped the fingerprint and layout vector (the matcher holds
+# those). docs/operations.md says how a catalogue indexed in an older one moves.
+GENERATION = 2
 
 _text_with_keyword = {
     "type": "text",
@@ -51,23 +56,29 @@ MAPPING: dict[str, Any] = {
         "format": {"type": "keyword"},
         "colors": {"type": "keyword"},
         "palette": {"type": "object", "enabled": False},
-        "layout": {
+        # How much of the image each coarse colour cell holds (colour_bins.py): colour search.
+        "colour_bins": {"type": "rank_features"},
+        # ImageNet classes the embedding model sees (embedding.SUBJECT_MIN_CONFIDENCE):
+        # searched by words, counted as a facet.
+        "subjects": _text_with_keyword,
+        # The look-alike embedding, searched by filtered kNN. int8 quantised HNSW keeps the
+        # graph a quarter of float32's RAM; cosine on unit vectors.
+        "embedding": {
             "type": "dense_vector",
-            "dims": LAYOUT_DIMS,
+            "dims": EMBEDDING_DIMS,
             "index": True,
             "similarity": "cosine",
+            "index_options": {"type": "int8_hnsw"},
         },
         "indexed_at": {"type": "date"},
         "deleted": {"type": "boolean"},
         "deleted_at": {"type": "date"},
-        # Kept for "more like this" by image id; never searched.
-        "fingerprint": {"type": "object", "enabled": False},
     },
 }
 
 
 # Fields only machines need: left out of what the gateway returns to people.
-INTERNAL_FIELDS = ["layout", "fingerprint"]
+INTERNAL_FIELDS = ["embedding", "colour_bins"]
 
 # The filter clause every search of the index carries: deletion markers are never answers.
 NOT_DELETED: dict[str, Any] = {"bool": {"must_not": [{"term": {"deleted": True}}]}}
@@ -87,7 +98,7 @@ def deletion_marker(image_id: str, version: int) -> dict[str, Any]:
     }
 
 
-def index_name_for(alias: str, generation: int = 1) -> str:
+def index_name_for(alias: str, generation: int = GENERATION) -> str:
     return f"{alias}-v{generation}"
 
 
@@ -104,14 +115,22 @@ async def wait_for_elasticsearch(es: AsyncElasticsearch, timeout: float = 60.0) 
 
 
 async def ensure_index(es: AsyncElasticsearch, alias: str) -> str:
-    """Create `<alias>-v1` with the mapping and point the alias at it, unless the alias
-    exists already (a reindex moves the alias to a newer generation). Returns the index."""
+    """Create `<alias>-v2` (GENERATION) with the mapping and point the alias at it, unless
+    the alias exists already (a reindex moves the alias to a newer generation). Returns the
+    index."""
     if await es.indices.exists_alias(name=alias):
         found = await es.indices.get_alias(name=alias)
-        index = next(iter(found))
-        # Fields added since the index was made (adding is allowed in place; nothing else is).
-        await es.indices.put_mapping(index=index, properties=MAPPING["properties"])
-        return index
+        current = next(iter(found))
+        if current != index_name_for(alias):
+            log.warning(
+                "the alias points at an older index generation: look-alikes and colour "
+                "search need the new one (docs/operations.md, reindex)",
+                extra={"index": current, "alias": alias, "wanted": index_name_for(alias)},
+            )
+        else:
+            # Fields added within a generation (adding is allowed in place; nothing else is).
+            await es.indices.put_mapping(index=current, properties=MAPPING["properties"])
+        return current
     index = index_name_for(alias)
     if not await es.indices.exists(index=index):
         await es.indices.create(
@@ -129,11 +148,14 @@ class InvalidDocument(ValueError):
 
 
 def search_document(
-    image: CatalogueImage, fingerprint: Fingerprint, indexed_at: datetime
+    image: CatalogueImage, analysis: ImageAnalysis, indexed_at: datetime
 ) -> dict[str, Any]:
-    """The document of an image. The fields lookalike computes always win over catalogue
-    fields of the same name (a catalogue's own `decade` or `deleted` is not ours to keep);
-    raises InvalidDocument if any field would be refused by the mapping."""
+    """Catalogue metadata plus what people filter and search on. Lean on purpose: the
+    stand-in parses every document's source per search (the matcher keeps the hashes). The
+    fields lookalike computes always win over catalogue fields of the same name (a
+    catalogue's own `decade` or `deleted` is not ours to keep); raises InvalidDocument if any
+    field would be refused by the mapping."""
+    fingerprint = analysis.fingerprint
     doc = image.model_dump(mode="json")
     doc.update(
         decade=None if image.year is None else image.year // 10 * 10,
@@ -147,11 +169,9 @@ def search_document(
         format=fingerprint.format,
         colors=fingerprint.colors,
         palette=[p.model_dump() for p in fingerprint.palette],
-        layout=fingerprint.layout,
-        # Keypoints (kilobytes) stay out: "more like this" matches on the hashes.
-        fingerprint=fingerprint.model_dump(
-            mode="json", exclude={"layout", "palette", "colors", "keypoints", "thumb"}
-        ),
+        colour_bins=image_bins((p.hex, p.weight) for p in fingerprint.palette),
+        subjects=analysis.subjects,
+        embedding=analysis.embedding,
     )
     check_document(doc)
     return doc

@@ -14,6 +14,7 @@ VALID_VALUE = {
     "image_id": "img-00003",
     "image_url": None,  # one image source at a time: image_id stands for them
     "colors": "brown",
+    "palette": "6b4f3a:40,c8b8a0:20",
     "format": "png",
     "orientation": "landscape",
     "min_width": "10",

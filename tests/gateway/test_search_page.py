@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.fixtures.gateway import IndexedCatalogue
-from tests.fixtures.images import resized_copy, sample_path
+from tests.fixtures.images import outside_photograph, resized_copy, sample_path
 
 CHROMIUM = Path(os.environ.get("LOOKALIKE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -26,6 +26,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOT = Path("/tmp/lookalike-page.png")
+OUTSIDE_SCREENSHOT = Path("/tmp/lookalike-page-outside.png")
 PHONE_SCREENSHOT = Path("/tmp/lookalike-page-phone.png")
 CAT = "img-00003"
 
@@ -178,8 +179,57 @@ async def test_more_like_this_on_a_card_searches_by_that_image(
     )
     await _wait_done(page)
 
-    assert "img-00020" not in await _card_ids(page)  # the image itself is left out
-    assert await page.locator("#results .card").count() > 0
+    ids = await _card_ids(page)
+    assert "img-00020" not in ids  # the image itself is left out
+    assert len(ids) >= 10  # a full grid of look-alikes, not an empty page
+    badge = await page.locator("#results .card[data-match=similar] .badge").first.inner_text()
+    assert badge.startswith("Looks like") and badge.endswith("%")
+
+
+async def test_an_outside_photograph_brings_look_alike_cards_with_a_readable_score(
+    browser: Browser, indexed_catalogue: IndexedCatalogue
+) -> None:
+    page = await _open(
+        browser, indexed_catalogue.gateway.url, viewport={"width": 1280, "height": 900}
+    )
+    await _drop_file(page, outside_photograph(), "face.jpg", "image/jpeg")
+    await _wait_done(page)
+
+    cards = page.locator("#results .card")
+    assert await cards.count() >= 10
+    assert await page.locator("#results .card[data-match=duplicate]").count() == 0
+    badges = await page.locator("#results .card .badge").all_inner_texts()
+    assert all(b.startswith("Looks like · ") and b.endswith("%") for b in badges)
+    await page.screenshot(path=str(OUTSIDE_SCREENSHOT), full_page=False)
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+async def test_a_colour_from_the_picker_or_a_cards_palette_searches_by_colour(
+    browser: Browser, indexed_catalogue: IndexedCatalogue
+) -> None:
+    page = await _open(
+        browser, indexed_catalogue.gateway.url, viewport={"width": 1280, "height": 900}
+    )
+    await page.fill("#palette-picker", "#0596fd")  # the blue of the "Blue Present"
+    await page.click("#palette-add")
+    await page.wait_for_function(
+        "() => new URLSearchParams(location.search).get('palette') === '0596fd:100'"
+    )
+    await _wait_done(page)
+    ids = await _card_ids(page)
+    assert ids[0] == "img-00027"
+    badge = await page.locator("#results .card .badge").first.inner_text()
+    assert badge.startswith("Keyword · ") and badge.endswith("%")
+
+    # The first card's palette, clicked, searches by its colours and shares.
+    await page.locator("#results .card").first.locator("button.palette").click()
+    await page.wait_for_function(
+        "() => (new URLSearchParams(location.search).get('palette') || '').split(',').length > 1"
+    )
+    await _wait_done(page)
+    assert (await _card_ids(page))[0] == "img-00027"
+    assert await page.locator("#palette-chosen .palette-pick").count() > 1
+    assert page.errors == []  # type: ignore[attr-defined]
 
 
 async def test_a_file_that_is_not_an_image_gets_a_clear_message_and_keyboard_works(

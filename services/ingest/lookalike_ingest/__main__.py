@@ -8,6 +8,7 @@ import argparse
 import asyncio
 
 from lookalike_shared.config import env_help
+from lookalike_shared.embedding import require_model_files
 from lookalike_shared.logs import configure_logging
 
 from .service import run_ingest
@@ -23,6 +24,7 @@ def main() -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.parse_args()
+    require_model_files("lookalike_ingest")
     settings = IngestSettings()
     configure_logging("ingest", settings.log_level)
     asyncio.run(run_ingest(settings))

@@ -1,6 +1,7 @@
 """Turn one catalogue event into the two writes it needs, without making them:
 
-    upserted --> fetch --> fingerprint (pool) --> fingerprint record + search document
+    upserted --> fetch --> fingerprint + embedding (pool, one decode) --> fingerprint record
+                                                                      + search document
     deleted  --> tombstone (with the deleted version) + deletion marker
 
 The batch (batch.py) decides first whether the event is stale, then publishes the record
@@ -18,11 +19,12 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from lookalike_shared.contracts import Fingerprint, FingerprintRecord
+from lookalike_shared.analysis import ImageAnalysis
+from lookalike_shared.contracts import FingerprintRecord
 from lookalike_shared.events import CatalogueEvent, ImageUpserted
 from lookalike_shared.fetch import FetchError, ImageFetcher
 from lookalike_shared.imaging import ImageRejected
-from lookalike_shared.pool import PoolUnavailable, WorkerPool, fingerprint_in_pool
+from lookalike_shared.pool import PoolUnavailable, WorkerPool, analyse_in_pool
 from lookalike_shared.search_index import InvalidDocument, search_document
 
 from . import metrics
@@ -62,17 +64,18 @@ class EventHandler:
         data = await self._fetch(event.image.image_url)
         with metrics.STAGE_SECONDS.labels("fingerprint").time():
             try:
-                fingerprint = await self._fingerprint(data)
+                analysis = await self._analyse(data)
             except ImageRejected as exc:
                 raise PermanentFailure(exc.code, str(exc)) from exc
+        # The record stays lean: the matcher needs the fingerprint, not the embedding.
         record = FingerprintRecord(
             image_id=event.image_id,
             version=event.version,
-            fingerprint=fingerprint,
+            fingerprint=analysis.fingerprint,
             indexed_at=datetime.now(UTC),
         )
         try:
-            document = search_document(event.image, fingerprint, record.indexed_at)
+            document = search_document(event.image, analysis, record.indexed_at)
         except InvalidDocument as exc:
             raise PermanentFailure("invalid_document", str(exc)) from exc
         return PreparedEvent(
@@ -80,13 +83,13 @@ class EventHandler:
             SearchWrite(event.image_id, event.version, document),
         )
 
-    async def _fingerprint(self, data: bytes) -> Fingerprint:
+    async def _analyse(self, data: bytes) -> ImageAnalysis:
         """No worker process to run it is our own backend failing, never the event's
         fault: wait for the pool to heal (the partition waits, nothing is dead-lettered)."""
         delays = self.backoff.delays()
         while True:
             try:
-                return await fingerprint_in_pool(self.pool, data)
+                return await analyse_in_pool(self.pool, data)
             except PoolUnavailable as exc:
                 metrics.EVENTS.labels("retried").inc()
                 log.warning("worker pool unavailable, retrying", extra={"error": str(exc)})

@@ -33,6 +33,7 @@ from lookalike_shared.imaging import ImageRejected
 from lookalike_shared.pool import WorkerPool, fingerprint_in_pool
 
 from . import metrics
+from .by_id import query_of
 from .index import FingerprintIndex, SearchTrace
 from .openapi import MAX_JSON_DEPTH, MAX_JSON_VALUES, MAX_UPLOAD_PARTS, openapi_document
 from .replay import FingerprintReplay
@@ -125,9 +126,15 @@ async def search(request: web.Request) -> web.Response:
     if isinstance(parsed, web.Response):
         return parsed
     index = request.app[INDEX]
+    query = parsed.fingerprint
+    if parsed.image_id is not None:
+        query = query_of(index, parsed.image_id)
+        if query is None:
+            return error_response(404, "not_found", "no such image in this matcher", "image_id")
+    assert query is not None  # the request holds one or the other
     trace = SearchTrace()
     matches = await asyncio.to_thread(
-        index.search, parsed.fingerprint, parsed.limit, parsed.include_similar, trace
+        index.search, query, parsed.limit, parsed.include_similar, trace
     )
     metrics.SEARCH_SECONDS.labels("hash").observe(trace.hash_seconds)
     metrics.SEARCH_SECONDS.labels("local").observe(trace.local_seconds)
@@ -136,7 +143,10 @@ async def search(request: web.Request) -> web.Response:
     total = time.perf_counter() - started
     metrics.SEARCH_SECONDS.labels("total").observe(total)
     answer = MatcherSearchResponse(
-        matches=matches, took_ms=round(total * 1000, 2), images=len(index)
+        matches=matches,
+        took_ms=round(total * 1000, 2),
+        images=len(index),
+        query=query if parsed.image_id is not None else None,
     )
     return web.json_response(text=answer.model_dump_json())
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lookalike_shared.contracts import Fingerprint, MatcherMatch
+from lookalike_shared.contracts import Box, Fingerprint, MatcherMatch
 
 from . import candidates
 from .appearance import QueryAppearance, average_hashes, chroma_grid, thumb_pixels
@@ -44,7 +44,7 @@ Array = np.ndarray
 
 COMPACT_FROM = 1024  # dead slots (and more than live ones) from which the tables compact
 
-__all__ = ["DUPLICATE_SCORE", "FingerprintIndex", "IndexedImage", "SearchTrace"]
+__all__ = ["DUPLICATE_SCORE", "FingerprintIndex", "IndexedImage", "SearchTrace", "StoredEntry"]
 
 
 @dataclass
@@ -56,6 +56,23 @@ class SearchTrace:
     local_seconds: float = 0.0  # candidates by shared descriptor keys
     verify_seconds: float = 0.0
     candidates: int = 0
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """What the index keeps of one catalogue image, for a search by its id (by_id.py)."""
+
+    image_id: str
+    version: int
+    trim: Box
+    aspects: tuple[float, float]  # content and whole image, width over height (0: unknown)
+    phash: int | None
+    untrimmed_phash: int | None
+    hash256: bytes | None
+    untrimmed256: bytes | None
+    thumb: bytes | None  # 256 grey levels
+    chroma: bytes | None  # the a*/b* 4x4 grid, int8
+    keypoints: bytes | None  # packed (fingerprint.pack_keypoints), the stored strongest
 
 
 @dataclass(frozen=True)
@@ -158,6 +175,35 @@ class FingerprintIndex:
         slot = state.names.slot_of(image_id)
         return None if slot is None else state.image(slot)
 
+    def stored(self, image_id: str) -> StoredEntry | None:
+        """The entry of a catalogue image, or None if it is not held here."""
+        with self._lock:
+            state = self.state
+            slot = state.names.slot_of(image_id)
+            if slot is None:
+                return None
+            s = state.slots
+            raw_kp = (
+                state.keypoints.read(int(s.kp_offset[slot]), int(s.kp_length[slot]))
+                if s.kp_length[slot] > 0
+                else None
+            )
+            return StoredEntry(
+                image_id=image_id,
+                version=int(s.version[slot]),
+                trim=state.image(slot).trim,
+                aspects=(float(s.aspect[slot][0]), float(s.aspect[slot][1])),
+                phash=int(s.phash[slot]) if s.has_phash[slot] else None,
+                untrimmed_phash=(
+                    int(s.untrimmed_phash[slot]) if s.has_untrimmed_phash[slot] else None
+                ),
+                hash256=s.hash256[slot].tobytes() if s.has256[slot] else None,
+                untrimmed256=s.untrimmed256[slot].tobytes() if s.has_untrimmed256[slot] else None,
+                thumb=s.thumb[slot].tobytes() if s.has_thumb[slot] else None,
+                chroma=s.chroma[slot].tobytes() if s.has_chroma[slot] else None,
+                keypoints=raw_kp,
+            )
+
     # --- writes ------------------------------------------------------------------------------
 
     def upsert(self, image_id: str, version: int, fingerprint: Fingerprint) -> bool:
@@ -194,6 +240,9 @@ class FingerprintIndex:
             if value is not None:
                 getattr(s, name)[slot] = value
         s.aspect[slot] = e.aspect
+        s.phash[slot], s.has_phash[slot] = e.codes[0], True
+        if len(e.codes) > 1:  # borders were cut: the whole image's pHash too
+            s.untrimmed_phash[slot], s.has_untrimmed_phash[slot] = e.codes[1], True
         if e.descriptors is not None:
             s.kp_offset[slot] = state.keypoints.append(e.raw_keypoints)
             s.kp_length[slot] = len(e.raw_keypoints)

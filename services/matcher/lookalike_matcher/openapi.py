@@ -70,7 +70,9 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/v1/search": {
                 "post": {
-                    "summary": "Search by a fingerprint (JSON) or by an image (multipart).",
+                    "summary": "Search by a fingerprint or a catalogue image id (JSON: "
+                    "`fingerprint` or `image_id`, which 404s if this matcher does not hold it) "
+                    "or by an image (multipart).",
                     "description": f"A JSON body is at most {MAX_JSON_DEPTH} levels deep with "
                     f"{MAX_JSON_VALUES} values; a form at most {MAX_UPLOAD_PARTS} fields; the "
                     "body arrives within LOOKALIKE_BODY_TIMEOUT_SECONDS of the headers (else "

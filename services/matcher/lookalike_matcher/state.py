@@ -72,6 +72,12 @@ class Slots:
     chroma: Array = field(default_factory=lambda: np.zeros((0, 32), dtype=np.int8))
     has_chroma: Array = field(default_factory=lambda: np.zeros(0, dtype=bool))
     aspect: Array = field(default_factory=lambda: np.ones((0, 2), dtype=np.float32))
+    # The content pHashes again (also in the tables, which cannot be read by image): what
+    # a search by catalogue image id starts from (by_id.py).
+    phash: Array = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    has_phash: Array = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    untrimmed_phash: Array = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    has_untrimmed_phash: Array = field(default_factory=lambda: np.zeros(0, dtype=bool))
     kp_offset: Array = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     kp_length: Array = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     codes: Array = field(default_factory=lambda: np.zeros(0, dtype=np.int16))  # in the tables

@@ -7,6 +7,7 @@ import argparse
 from aiohttp import web
 
 from lookalike_shared.config import env_help
+from lookalike_shared.embedding import require_model_files
 from lookalike_shared.logs import configure_logging
 
 from .app import init_app
@@ -21,6 +22,7 @@ def main() -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.parse_args()
+    require_model_files("lookalike_gateway")
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level)
     web.run_app(

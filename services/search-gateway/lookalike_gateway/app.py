@@ -83,6 +83,7 @@ def init_app(settings: GatewaySettings) -> web.Application:
     app.router.add_static("/static/", STATIC, name="static")
     app.router.add_post("/v1/search", search)
     app.router.add_get("/v1/images/{image_id}/thumbnail", thumbnail)
+    app.router.add_get("/v1/images/{image_id}/colors", image_colors)
     app.router.add_get("/openapi.json", openapi_json)
     return app
 
@@ -161,8 +162,8 @@ async def search(request: web.Request) -> web.StreamResponse:
         # Waiting for the client's upload is not the gateway's own time: note it apart.
         parsed = await read_search_request(request, request.app[SETTINGS].max_upload_bytes)
         timeline.record("upload", started, time.perf_counter())
-        # PoolUnavailable (no worker process can fingerprint) becomes a 503 in json_errors.
-        fingerprint = await service.query_fingerprint(parsed)
+        # PoolUnavailable (no worker process can analyse) becomes a 503 in json_errors.
+        query = await service.query_image(parsed)
     except BadRequest as exc:
         refused = error_response(exc.status, exc.code, public_message(exc), exc.field)
         if exc.status == 413:
@@ -177,7 +178,7 @@ async def search(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    lines = service.lines(parsed.params, fingerprint)
+    lines = service.lines(parsed.params, query)
     first_hit = True
     try:
         async for line in lines:
@@ -194,6 +195,33 @@ async def search(request: web.Request) -> web.StreamResponse:
     await response.write_eof()
     metrics.SEARCH_SECONDS.observe(time.perf_counter() - started)
     return response
+
+
+async def image_colors(request: web.Request) -> web.Response:
+    """The palette of a catalogue image (colours and their shares), to show or search by."""
+    image_id = request.match_info["image_id"]
+    service = request.app[SERVICE]
+    try:
+        doc = await timed(
+            "es_hydrate",
+            service.catalogue.document(image_id),
+            request.app[SETTINGS].es_timeout_seconds,
+        )
+    except BackendFailed as exc:
+        return error_response(503, "backend_unavailable", str(exc))
+    if doc is None:
+        return error_response(404, "not_found", f"no catalogue image {image_id!r}")
+    palette = doc.get("palette") or []
+    return web.json_response(
+        {
+            "image_id": image_id,
+            "palette": palette,
+            "colors": doc.get("colors") or [],
+            "query": ",".join(
+                f"{p['hex'].lstrip('#')}:{max(1, round(100 * p['weight']))}" for p in palette
+            ),
+        }
+    )
 
 
 async def thumbnail(request: web.Request) -> web.Response:

@@ -1,5 +1,6 @@
-"""Elasticsearch queries of a search: filters shared by all, keyword, look-alike (kNN on the
-colour-layout vector), hydration of the matcher's duplicates, and "more like this" lookup."""
+"""Elasticsearch queries of a search: filters shared by all, keyword (with subject words and
+colour ranking), look-alike (filtered kNN on the learned embedding), hydration of the
+matcher's duplicates, and an image's stored vector for "more like this"."""
 
 from __future__ import annotations
 
@@ -8,13 +9,19 @@ from typing import Any
 
 from elasticsearch import AsyncElasticsearch, NotFoundError
 
-from lookalike_shared.contracts import Fingerprint
+from lookalike_shared.colour_bins import palette_query
 from lookalike_shared.search_index import INTERNAL_FIELDS, NOT_DELETED, is_live
 
 from .params import SearchParams
 
-FACET_FIELDS = ("colors", "format", "orientation", "decade")
+FACET_FIELDS = ("colors", "format", "orientation", "decade", "subjects")
 FACET_SIZE = 20
+# A facet's field in the documents -> the field Elasticsearch counts it on.
+_AGGREGATED_ON = {"subjects": "subjects.keyword"}
+# kNN looks at this many candidates per result wanted, at least KNN_MIN_CANDIDATES: the HNSW
+# graph's breadth; quantised int8 vectors need some slack to rank as float ones would.
+KNN_CANDIDATES_PER_RESULT = 4
+KNN_MIN_CANDIDATES = 100
 
 
 @dataclass
@@ -25,7 +32,8 @@ class KeywordAnswer:
 
 
 def filter_clauses(params: SearchParams) -> list[dict[str, Any]]:
-    """Every query's filter: the request's filters, and never a deletion marker."""
+    """The catalogue filters, for every query (keyword, kNN, rerank): the one place a rule
+    that every answer keeps is added. Never a deletion marker."""
     clauses: list[dict[str, Any]] = [NOT_DELETED]
     for color in params.colors:
         clauses.append({"term": {"colors": color}})  # every chosen colour must be present
@@ -73,20 +81,29 @@ def passes_filters(doc: dict[str, Any], params: SearchParams) -> bool:
 
 
 def keyword_query(params: SearchParams) -> dict[str, Any]:
+    """Words (title, creator, tags, medium and the subject words the model sees) and, with
+    a palette, how much of the asked colours each image holds; filters always."""
     must: list[dict[str, Any]]
     if params.q:
         must = [
             {
                 "multi_match": {
                     "query": params.q,
-                    "fields": ["title^3", "creator^2", "medium", "tags^2"],
+                    "fields": ["title^3", "creator^2", "medium", "tags^2", "subjects"],
                     "type": "best_fields",
                 }
             }
         ]
     else:
         must = [{"match_all": {}}]
-    return {"bool": {"must": must, "filter": filter_clauses(params)}}
+    query: dict[str, Any] = {"bool": {"must": must, "filter": filter_clauses(params)}}
+    if params.palette:
+        # Images holding none of the colours are left out; the rest rank by how much.
+        query["bool"]["should"] = palette_query(params.palette)
+        query["bool"]["minimum_should_match"] = 1
+        if not params.q:
+            query["bool"]["must"] = []
+    return query
 
 
 class CatalogueSearch:
@@ -102,7 +119,10 @@ class CatalogueSearch:
             size=size,
             source_excludes=INTERNAL_FIELDS,
             track_total_hits=True,
-            aggs={f: {"terms": {"field": f, "size": FACET_SIZE}} for f in FACET_FIELDS},
+            aggs={
+                f: {"terms": {"field": _AGGREGATED_ON.get(f, f), "size": FACET_SIZE}}
+                for f in FACET_FIELDS
+            },
         )
         facets = {
             f: {b["key"]: int(b["doc_count"]) for b in resp["aggregations"][f]["buckets"]}
@@ -116,13 +136,15 @@ class CatalogueSearch:
         )
 
     async def similar(
-        self, params: SearchParams, layout: list[float], size: int
+        self, params: SearchParams, vector: list[float], size: int
     ) -> list[dict[str, Any]]:
+        """The `size` nearest images by the embedding among those passing the filters (the
+        filters inside the kNN clause: they never leave fewer when enough images pass)."""
         knn: dict[str, Any] = {
-            "field": "layout",
-            "query_vector": layout,
+            "field": "embedding",
+            "query_vector": vector,
             "k": size,
-            "num_candidates": max(100, 4 * size),
+            "num_candidates": max(KNN_MIN_CANDIDATES, KNN_CANDIDATES_PER_RESULT * size),
         }
         knn["filter"] = {"bool": {"filter": filter_clauses(params)}}
         resp = await self.es.search(
@@ -160,12 +182,11 @@ class CatalogueSearch:
         source = dict(resp["_source"])
         return source if is_live(source) else None
 
-    async def fingerprint_of(self, image_id: str) -> Fingerprint | None:
-        doc = await self.document(image_id)
-        if doc is None or "fingerprint" not in doc:
+    async def embedding_of(self, image_id: str) -> list[float] | None:
+        """The stored look-alike vector of a catalogue image ([] if its document has none:
+        indexed before the embedding); None if there is no such image."""
+        try:
+            resp = await self.es.get(index=self.alias, id=image_id, source_includes=["embedding"])
+        except NotFoundError:
             return None
-        stored = dict(doc["fingerprint"])
-        stored.update(
-            layout=doc["layout"], palette=doc.get("palette", []), colors=doc.get("colors", [])
-        )
-        return Fingerprint.model_validate(stored)
+        return list(resp["_source"].get("embedding") or [])

@@ -200,6 +200,27 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/images/{image_id}/colors": {
+                "get": {
+                    "operationId": "imageColors",
+                    "summary": "A catalogue image's palette: its main colours and the share "
+                    "of the image each covers (0-1), plus its named colours. The palette "
+                    "can be sent back as `palette` (weights as percentages) to search by it.",
+                    "parameters": [
+                        {
+                            "name": "image_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "The palette", "content": {"application/json": {}}},
+                        "404": _error("No such catalogue image."),
+                        "503": _error("The catalogue is unavailable."),
+                    },
+                }
+            },
             "/": _health("The search page.", "text/html"),
             "/static/{filename}": {
                 "get": {

@@ -24,6 +24,8 @@ from lookalike_shared.contracts import NAMED_COLORS, ImageFormat, ImageId, Orien
 from lookalike_shared.http import MAX_FIELD_BYTES as MAX_HEADER_BYTES
 from lookalike_shared.http import JsonTooComplex, check_json_shape
 
+from .palette_param import check_palette, parse_palette
+
 
 class BadRequest(Exception):
     def __init__(self, code: str, message: str, field: str | None = None, status: int = 400):
@@ -44,6 +46,11 @@ class SearchParams(BaseModel):
     image_url: Annotated[str, Field(max_length=4096)] | None = None
     # At most one of each: a longer list only makes Elasticsearch's query longer.
     colors: list[str] = Field(default_factory=list, max_length=len(NAMED_COLORS))
+    palette: list[tuple[str, float]] = Field(
+        default_factory=list,
+        description="Colour search: 1-5 colours as hex with a weight (share of the picture, "
+        "0-100), e.g. `1f4e79:60,e0b040:20`; images rank by how much of each they hold.",
+    )
     format: list[ImageFormat] = Field(default_factory=list, max_length=len(get_args(ImageFormat)))
     orientation: Orientation | None = None
     min_width: int | None = Field(None, ge=1, le=100_000)
@@ -70,6 +77,9 @@ class SearchParams(BaseModel):
         if unknown:
             raise ValueError(f"unknown colour {unknown[0]!r}; use one of {', '.join(NAMED_COLORS)}")
         return value
+
+    _parse_palette = field_validator("palette", mode="before")(parse_palette)
+    _check_palette = field_validator("palette")(check_palette)
 
     @field_validator("q", "image_url", "image_id", "cursor", mode="before")
     @classmethod

@@ -1,9 +1,12 @@
 """One search, start to finish:
 
-    request --> query fingerprint (once, in the process pool)
-            --> concurrently: matcher (all shards) | ES look-alikes (kNN) | ES keyword search
+    request --> query fingerprint and embedding (one decode, in the process pool), or for
+                "more like this" the image's stored vector (the matcher uses its own entry)
+            --> concurrently: matcher (all shards) | ES look-alikes (filtered kNN on the
+                embedding) | ES keyword search (words, subject words, palette ranking)
             --> duplicates (hydrated + filtered) as soon as the matcher answers,
-                then look-alikes, then keyword hits; each image once, under its best group
+                then look-alikes (with words: fused with the keyword ranking by reciprocal
+                rank), then keyword hits; each image once, under its best group
             --> done line: timing, totals, facets, warnings, next cursor
 
 A backend that fails or misses its deadline costs its group and adds a warning; it never
@@ -19,14 +22,17 @@ import time
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
+from dataclasses import field as default
 from typing import Any, TypeVar
 
 from elasticsearch import ApiError, TransportError
 
+from lookalike_shared.colour_bins import palette_score
 from lookalike_shared.contracts import DoneLine, Fingerprint, HitLine, MatcherMatch
 from lookalike_shared.fetch import FetchError, ImageFetcher
 from lookalike_shared.imaging import ImageRejected
-from lookalike_shared.pool import WorkerPool, fingerprint_in_pool
+from lookalike_shared.pool import WorkerPool, analyse_in_pool
 
 from . import metrics
 from .es_queries import FACET_FIELDS, CatalogueSearch, KeywordAnswer
@@ -38,6 +44,20 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 MATCHER_MAX_LIMIT = 200  # the matcher API's largest page
 RERANK_DEPTH = 100  # image hits re-ranked by words: pages stay consistent up to this many
+# Reciprocal rank fusion of the look-alike and keyword rankings: 1/(RRF_K + rank) summed
+# (Cormack et al. 2009; 60 is their constant). Ranks, not scores, so BM25 and cosine need
+# no common scale.
+RRF_K = 60
+
+
+@dataclass(frozen=True)
+class ImageQuery:
+    """What an image search searches with."""
+
+    fingerprint: Fingerprint | None  # None for "more like this": the matcher uses its entry
+    embedding: list[float] | None  # None: no vector (a document indexed before it)
+    subjects: list[str] = default(default_factory=list)
+    image_id: str | None = None  # "more like this"
 
 
 class BackendFailed(Exception):
@@ -142,24 +162,26 @@ class SearchService:
         # their turn here, so id lookups and other requests do not queue behind them there.
         self._search_slots = asyncio.Semaphore(settings.es_max_concurrent_searches)
 
-    async def query_fingerprint(self, request: SearchRequest) -> Fingerprint | None:
-        """Fingerprint the query image, or raise BadRequest (before anything is streamed)."""
+    async def query_image(self, request: SearchRequest) -> ImageQuery | None:
+        """What to search with: the uploaded or fetched image analysed (fingerprint and
+        embedding, one decode), or a catalogue image's stored vector; BadRequest before
+        anything is streamed. None for words and filters alone."""
         params = request.params
         data = request.image
         if params.image_id is not None:
             try:
-                found = await timed(
+                vector = await timed(
                     "es_hydrate",
-                    self.catalogue.fingerprint_of(params.image_id),
+                    self.catalogue.embedding_of(params.image_id),
                     self.settings.es_timeout_seconds,
                 )
             except BackendFailed as exc:
                 raise BadRequest("backend_unavailable", str(exc), "image_id", 503) from exc
-            if found is None:
+            if vector is None:
                 raise BadRequest(
                     "not_found", f"no catalogue image {params.image_id!r}", "image_id", 404
                 )
-            return found
+            return ImageQuery(fingerprint=None, embedding=vector or None, image_id=params.image_id)
         if params.image_url is not None:
             try:
                 # A stranger's URL: never a file on our disks, whatever the file root.
@@ -173,16 +195,21 @@ class SearchService:
             return None
         started = time.perf_counter()
         try:
-            return await fingerprint_in_pool(self.pool, data, query=True)
+            analysis = await analyse_in_pool(self.pool, data, query=True)
         except ImageRejected as exc:
             status = 413 if exc.code in ("image_too_large", "decompression_bomb") else 422
             field = "image_url" if params.image_url else "image"
             raise BadRequest(exc.code, str(exc), field, status) from exc
         finally:
             _finished("fingerprint", started)
+        return ImageQuery(
+            fingerprint=analysis.fingerprint,
+            embedding=analysis.embedding,
+            subjects=analysis.subjects,
+        )
 
     async def lines(
-        self, params: SearchParams, fingerprint: Fingerprint | None
+        self, params: SearchParams, query: ImageQuery | None
     ) -> AsyncGenerator[dict[str, Any], None]:
         timeline = _TIMELINE.get() or start_timeline()
         offset, limit = params.offset, params.limit
@@ -190,38 +217,47 @@ class SearchService:
         # for this page; one more tells whether a next page exists, and one more again makes
         # up for "more like this" leaving out the query image itself.
         want = offset + limit + 1 + (1 if params.image_id else 0)
-        # Words re-rank the image groups, which moves hits forward from deep in a backend's
-        # ranking: fetch those groups to a fixed depth so every page re-ranks the same list.
-        image_depth = max(want, RERANK_DEPTH) if params.q else want
+        # Words (or a palette) re-rank the image groups, which moves hits forward from deep
+        # in a backend's ranking: fetch those groups to a fixed depth so every page re-ranks
+        # the same list.
+        image_depth = max(want, RERANK_DEPTH) if params.q or params.palette else want
         es_timeout = self.settings.es_timeout_seconds
         tasks: dict[str, asyncio.Task[Any]] = {}
+        warnings: list[str] = []
         # Elasticsearch's searches give the duplicates a head start: the cheap lookup that
         # hydrates the matcher's duplicates is sent before them, so it does not queue behind
         # two searches on a busy cluster (or behind the stand-in's full scans).
         duplicates_ready = asyncio.Event()
-        if fingerprint is not None:
-            tasks["matcher"] = asyncio.create_task(
-                timed(
-                    "matcher",
-                    self.matcher.search(fingerprint, min(image_depth, MATCHER_MAX_LIMIT)),
-                    self.settings.matcher_timeout_seconds,
-                )
+        if query is not None:
+            depth = min(image_depth, MATCHER_MAX_LIMIT)
+            lookup = (
+                self.matcher.search(query.fingerprint, depth)
+                if query.fingerprint is not None
+                else self.matcher.search_by_id(query.image_id or "", depth)
             )
+            tasks["matcher"] = asyncio.create_task(
+                timed("matcher", lookup, self.settings.matcher_timeout_seconds)
+            )
+        else:
+            duplicates_ready.set()
+        if query is not None and query.embedding:
+            vector = query.embedding
             tasks["es_similar"] = asyncio.create_task(
                 self._after(
                     duplicates_ready,
                     lambda: timed(
                         "es_similar",
-                        self._in_turn(
-                            lambda: self.catalogue.similar(params, fingerprint.layout, image_depth)
-                        ),
+                        self._in_turn(lambda: self.catalogue.similar(params, vector, image_depth)),
                         es_timeout,
                     ),
                 )
             )
-        else:
-            duplicates_ready.set()
-        if params.q or fingerprint is None:
+        elif query is not None:
+            warnings.append(
+                "this image has no look-alike vector yet (indexed before the embedding): "
+                "showing the same artwork only"
+            )
+        if params.q or params.palette or query is None:
             tasks["es_keyword"] = asyncio.create_task(
                 # With an image too, the keyword hits also re-rank the look-alikes, so fetch
                 # as deep as those are fetched.
@@ -230,16 +266,13 @@ class SearchService:
                     lambda: timed(
                         "es_keyword",
                         self._in_turn(
-                            lambda: self.catalogue.keyword(
-                                params, image_depth if fingerprint else want
-                            )
+                            lambda: self.catalogue.keyword(params, image_depth if query else want)
                         ),
                         es_timeout,
                     ),
                 )
             )
         page = _Page(offset, limit, leave_out=params.image_id)
-        warnings: list[str] = []
         near: list[MatcherMatch] = []
         try:
             try:
@@ -250,7 +283,7 @@ class SearchService:
                         duplicates_ready.set()
                     async for line in page.add(duplicates):
                         yield line
-                if "es_similar" in tasks:
+                if "es_similar" in tasks or near:
                     similar = await self._similar_group(params, tasks, near, warnings)
                     async for line in page.add(similar):
                         yield line
@@ -259,7 +292,7 @@ class SearchService:
                         tasks, "es_keyword", warnings
                     )
                     if keyword is not None:
-                        async for line in page.add(_keyword_hits(keyword)):
+                        async for line in page.add(_keyword_hits(keyword, params)):
                             yield line
                         page.count_unfetched(keyword)
             except Exception:
@@ -359,36 +392,40 @@ class SearchService:
         near: list[MatcherMatch],
         warnings: list[str],
     ) -> list[HitLine]:
+        """Look-alikes: the kNN's nearest images, always (ranked, never cut by a floor unless
+        one is configured), scored 0-100 as the cosine similarity; then the matcher's near
+        matches the kNN did not bring. With words, fused with the keyword ranking."""
         hits: dict[str, HitLine] = {}
-        near_docs = await self._hydrate(params, [m.image_id for m in near], warnings)
-        for m in near:
-            if near_docs is None or m.image_id in near_docs:
-                doc = (near_docs or {}).get(m.image_id) or {"image_id": m.image_id}
-                hits[m.image_id] = HitLine(
-                    rank=0, image_id=m.image_id, match="similar", score=m.score, doc=doc
-                )
-        found = await self._result(tasks, "es_similar", warnings) or []
-        for hit in found:
-            score = float(hit["_score"] or 0.0)
-            if score < self.settings.similar_min_score or hit["_id"] in hits:
+        found = await self._result(tasks, "es_similar", warnings) if "es_similar" in tasks else []
+        for hit in found or []:
+            similarity = max(0.0, 2.0 * float(hit["_score"] or 0.0) - 1.0)  # ES: (1 + cos) / 2
+            if similarity < self.settings.similar_min_score:
                 continue
             hits[hit["_id"]] = HitLine(
                 rank=0,
                 image_id=hit["_id"],
                 match="similar",
-                score=round(100 * score, 1),
+                score=round(100 * similarity, 1),
                 doc=hit["_source"],
             )
-        ranked = sorted(hits.values(), key=lambda h: -h.score)
-        if not params.q or len(ranked) < 2:
+        extra = [m for m in near if m.image_id not in hits]
+        near_docs = await self._hydrate(params, [m.image_id for m in extra], warnings)
+        for m in extra:
+            if near_docs is None or m.image_id in near_docs:
+                doc = (near_docs or {}).get(m.image_id) or {"image_id": m.image_id}
+                hits[m.image_id] = HitLine(
+                    rank=0, image_id=m.image_id, match="similar", score=m.score, doc=doc
+                )
+        ranked = list(hits.values())
+        if not (params.q or params.palette) or len(ranked) < 2:
             return ranked
-        # The keyword search runs anyway: its scores re-rank the look-alikes, which saves an
-        # Elasticsearch query. A look-alike beyond its top RERANK_DEPTH counts as no match.
+        # The keyword search runs anyway: its ranking fuses with the visual one here, which
+        # saves an Elasticsearch query. A look-alike beyond its top RERANK_DEPTH has no
+        # keyword rank.
         keyword: KeywordAnswer | None = await self._result(tasks, "es_keyword", warnings)
         if keyword is None:
             return ranked
-        scores = {h["_id"]: float(h["_score"] or 0.0) for h in keyword.hits}
-        return sorted(ranked, key=lambda h: (-scores.get(h.image_id, 0.0), -h.score))
+        return fuse(ranked, [h["_id"] for h in keyword.hits])
 
     async def _rerank(
         self, params: SearchParams, hits: list[HitLine], warnings: list[str]
@@ -409,17 +446,36 @@ class SearchService:
         return sorted(hits, key=lambda h: (-scores.get(h.image_id, 0.0), -h.score))
 
 
-def _keyword_hits(answer: KeywordAnswer) -> list[HitLine]:
-    return [
-        HitLine(
-            rank=0,
-            image_id=h["_id"],
-            match="text",
-            score=round(float(h["_score"] or 0), 2),
-            doc=h["_source"],
-        )
-        for h in answer.hits
-    ]
+def fuse(visual: list[HitLine], keyword_ids: list[str]) -> list[HitLine]:
+    """Reciprocal rank fusion: look-alikes that the words also find move up."""
+    keyword_rank = {image_id: n for n, image_id in enumerate(keyword_ids, start=1)}
+
+    def fused(item: tuple[int, HitLine]) -> float:
+        n, hit = item
+        score = 1.0 / (RRF_K + n)
+        if hit.image_id in keyword_rank:
+            score += 1.0 / (RRF_K + keyword_rank[hit.image_id])
+        return -score
+
+    return [hit for _, hit in sorted(enumerate(visual, start=1), key=fused)]
+
+
+def _keyword_hits(answer: KeywordAnswer, params: SearchParams) -> list[HitLine]:
+    """Keyword and filter hits, scored 0-100: with a palette, the share of the asked
+    colours the image holds; with words, relevance against the best hit's (a raw BM25
+    score means nothing to people); filters alone, no score (0)."""
+    best = max((float(h["_score"] or 0.0) for h in answer.hits), default=0.0)
+    out = []
+    for h in answer.hits:
+        raw = float(h["_score"] or 0.0)
+        if params.palette and not params.q:
+            score = palette_score(raw, params.palette)
+        elif params.q and best > 0:
+            score = round(100 * raw / best, 1)
+        else:
+            score = 0.0
+        out.append(HitLine(rank=0, image_id=h["_id"], match="text", score=score, doc=h["_source"]))
+    return out
 
 
 class _Page:

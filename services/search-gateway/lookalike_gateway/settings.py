@@ -25,9 +25,11 @@ class GatewaySettings(CommonSettings):
         "queue behind them in Elasticsearch.",
     )
     duplicates_head_start_seconds: float = Field(
-        0.05,
+        0.25,
         description="How long Elasticsearch's look-alike and keyword searches wait for the "
-        "matcher's duplicates to be looked up first (0 sends all at once).",
+        "matcher's duplicates to be looked up first (0 sends all at once). Past the "
+        "matcher's usual answer: an Elasticsearch that runs one search at a time (the "
+        "stand-in) would otherwise queue the duplicates' lookup behind a kNN scan.",
     )
     max_upload_bytes: int = Field(25 * 1024 * 1024, description="Largest request body accepted.")
     file_root: str | None = Field(None, description="file:// image URLs allowed below this.")
@@ -56,7 +58,9 @@ class GatewaySettings(CommonSettings):
         "off with 408 (a slow or stalled client holds no connection for longer).",
     )
     similar_min_score: float = Field(
-        0.9, description="Least Elasticsearch kNN score (0..1) for a look-alike to be shown."
+        0.0,
+        description="Least cosine similarity (0..1) for a look-alike to be shown. 0 shows the "
+        "nearest images whatever their similarity: look-alikes are ranked, not judged.",
     )
 
     _split = field_validator("matcher_urls", "allowed_hosts", "trusted_networks", mode="before")(

@@ -27,6 +27,15 @@
     text: "Keyword",
   });
 
+  // Every score is 0-100; what it measures differs by kind, and the badge's title says so.
+  const SCORE_MEANINGS = Object.freeze({
+    duplicate: "how sure the matcher is that this is the same artwork",
+    similar: "how alike the two pictures look",
+    text: "relevance to your words, against the best match",
+    colour: "how much of the chosen colours this image holds",
+  });
+  const MAX_PALETTE = 5;
+
   // Browsers sometimes leave File.type empty (TIFF on some systems), so the
   // extension is a second chance to recognise an image.
   const IMAGE_NAME = /\.(jpe?g|jfif|png|gif|tiff?|webp|bmp|avif|heic|heif)$/i;
@@ -45,12 +54,13 @@
     { key: "format", title: "Format" },
     { key: "orientation", title: "Orientation" },
     { key: "decade", title: "Decade" },
+    { key: "subjects", title: "Subject" },
   ]);
 
   // Fields mirrored in the address bar so a search can be bookmarked or shared
   // (an uploaded file cannot be, so "image" is deliberately absent).
   const LOCATION_KEYS = Object.freeze([
-    "q", "image_id", "image_url", "colors", "format", "orientation",
+    "q", "image_id", "image_url", "colors", "palette", "format", "orientation",
     "min_width", "min_height", "year_from", "year_to",
   ]);
 
@@ -79,6 +89,10 @@
     format: byId("format"),
     orientation: byId("orientation"),
     colorButtons: Array.from(document.querySelectorAll(".color-filter")),
+    palettePicker: byId("palette-picker"),
+    paletteAdd: byId("palette-add"),
+    paletteChosen: byId("palette-chosen"),
+    paletteClear: byId("palette-clear"),
     facets: byId("facets"),
     status: byId("status"),
     error: byId("error"),
@@ -110,6 +124,8 @@
     numberTimer: 0,
     urlPreviewTimer: 0,
     dragDepth: 0,
+    // Colour search: [{ hex: "#rrggbb", weight: 1-100 }], at most MAX_PALETTE.
+    palette: [],
   };
 
   class SearchError extends Error {}
@@ -411,6 +427,7 @@
 
     const colors = selectedColors();
     if (colors.length) params.colors = colors.join(",");
+    if (state.palette.length) params.palette = paletteParam(state.palette);
     if (els.format.value) params.format = els.format.value;
     if (els.orientation.value) params.orientation = els.orientation.value;
 
@@ -424,7 +441,7 @@
   }
 
   function hasQuery(params) {
-    return Boolean(params.image || params.image_id || params.image_url || params.q);
+    return Boolean(params.image || params.image_id || params.image_url || params.q || params.palette);
   }
 
   /** Identity of a request, used to skip re-running an identical search. */
@@ -817,13 +834,17 @@
     return body;
   }
 
+  /** "Same artwork · 97%": one 0-100 scale for every kind; no number when there is no
+   *  ranking to read (filters alone score 0). */
   function buildBadge(hit) {
     const known = Object.prototype.hasOwnProperty.call(MATCH_LABELS, hit.match);
     const label = known ? MATCH_LABELS[hit.match] : "Match";
-    const hasScore = typeof hit.score === "number" && Number.isFinite(hit.score);
-    const text = hasScore ? `${label} · ${Math.round(hit.score)}` : label;
+    const hasScore = typeof hit.score === "number" && Number.isFinite(hit.score) && hit.score > 0;
+    const score = hasScore ? Math.round(Math.min(100, hit.score)) : null;
+    const text = hasScore ? `${label} · ${score}%` : label;
     const badge = el("span", `badge badge--${known ? hit.match : "other"}`, text);
-    if (hasScore) badge.title = `${label}, score ${hit.score}`;
+    const kind = hit.match === "text" && state.palette.length && !els.q.value.trim() ? "colour" : hit.match;
+    if (hasScore && SCORE_MEANINGS[kind]) badge.title = `${score} of 100: ${SCORE_MEANINGS[kind]}`;
     return badge;
   }
 
@@ -851,9 +872,12 @@
       .filter((p) => p && typeof p.hex === "string" && HEX_COLOUR.test(p.hex))
       .slice(0, 8);
     if (!entries.length) return null;
-    // Decorative: the colours are also available as filters and facets.
-    const strip = el("div", "palette");
-    strip.setAttribute("aria-hidden", "true");
+    // A button: clicking a card's palette searches by its colours and their shares.
+    const strip = el("button", "palette");
+    strip.type = "button";
+    strip.dataset.palette = paletteParam(entries.map((p) => ({ hex: p.hex, weight: shareOf(p.weight) })));
+    strip.setAttribute("aria-label", `Search by these colours: ${entries.map((p) => p.hex).join(", ")}`);
+    strip.title = "Search by these colours";
     for (const entry of entries) {
       const chip = el("span", "palette-chip");
       const weight = Number(entry.weight);
@@ -863,6 +887,72 @@
       strip.append(chip);
     }
     return strip;
+  }
+
+  // ---------------------------------------------------------------------------
+  // Colour search
+  // ---------------------------------------------------------------------------
+
+  function shareOf(weight) {
+    const value = Number(weight);
+    return Number.isFinite(value) ? Math.max(1, Math.min(100, Math.round(value * 100))) : 1;
+  }
+
+  function paletteParam(palette) {
+    return palette.map((p) => `${p.hex.replace("#", "")}:${p.weight}`).join(",");
+  }
+
+  function parsePalette(text) {
+    const out = [];
+    for (const part of String(text || "").split(",")) {
+      const [hex, weight] = part.trim().split(":");
+      if (!/^#?[0-9a-f]{6}$/i.test(hex || "")) continue;
+      const w = Number(weight);
+      out.push({ hex: `#${hex.replace("#", "").toLowerCase()}`, weight: w > 0 && w <= 100 ? w : 20 });
+    }
+    return out.slice(0, MAX_PALETTE);
+  }
+
+  function setPalette(palette) {
+    state.palette = palette.slice(0, MAX_PALETTE);
+    renderPalette();
+  }
+
+  function renderPalette() {
+    const chips = state.palette.map((entry, index) => {
+      const chip = el("button", "palette-pick");
+      chip.type = "button";
+      chip.style.setProperty("--pick", entry.hex);
+      chip.dataset.index = String(index);
+      chip.setAttribute("aria-label", `Remove ${entry.hex} (${entry.weight}%)`);
+      chip.append(el("span", "palette-pick-weight", `${entry.weight}%`));
+      return chip;
+    });
+    els.paletteChosen.replaceChildren(...chips);
+    els.paletteClear.hidden = !state.palette.length;
+    els.paletteAdd.disabled = state.palette.length >= MAX_PALETTE;
+  }
+
+  /** The picker's colour joins the search; shares are spread evenly over the colours. */
+  function onPaletteAdd() {
+    const hex = String(els.palettePicker.value || "").toLowerCase();
+    if (!/^#[0-9a-f]{6}$/.test(hex) || state.palette.length >= MAX_PALETTE) return;
+    const colours = [...state.palette.map((p) => p.hex).filter((h) => h !== hex), hex];
+    const share = Math.floor(100 / colours.length);
+    setPalette(colours.map((h) => ({ hex: h, weight: share })));
+    search({ force: true });
+  }
+
+  function onPaletteChosenClick(event) {
+    const chip = event.target.closest(".palette-pick");
+    if (!chip) return;
+    setPalette(state.palette.filter((_, i) => String(i) !== chip.dataset.index));
+    search({ force: true });
+  }
+
+  function onPaletteClear() {
+    setPalette([]);
+    search({ force: true });
   }
 
   function renderDone(message, append) {
@@ -942,6 +1032,7 @@
 
   function isFacetActive(key, value) {
     switch (key) {
+      case "subjects": return els.q.value.trim().toLowerCase() === String(value).toLowerCase();
       case "colors": return selectedColors().includes(value);
       case "format": return els.format.value === value;
       case "orientation": return els.orientation.value === value;
@@ -972,6 +1063,11 @@
         if (active) els[key].value = "";
         else if (!setSelectValue(els[key], value)) return;
         break;
+      case "subjects":
+        // A subject is a word the model sees in the pictures: search by it.
+        els.q.value = active ? "" : String(value);
+        search({ force: true });
+        return;
       case "decade": {
         const start = Number(value);
         if (!Number.isInteger(start)) return;
@@ -1050,6 +1146,7 @@
     else if (present(imageUrl)) els.imageUrl.value = imageUrl;
 
     for (const name of (query.get("colors") || "").split(",")) setColorPressed(name.trim(), true);
+    if (query.has("palette")) setPalette(parsePalette(query.get("palette")));
     if (query.has("format")) setSelectValue(els.format, query.get("format"));
     if (query.has("orientation")) setSelectValue(els.orientation, query.get("orientation"));
     for (const [name, input] of Object.entries(numberInputs)) {
@@ -1257,10 +1354,25 @@
   }
 
   function onResultsClick(event) {
+    const strip = event.target.closest(".palette");
+    if (strip && strip.dataset.palette) {
+      searchByPalette(strip.dataset.palette);
+      return;
+    }
     const button = event.target.closest(".more-like");
     if (!button) return;
     const card = button.closest(".card");
     if (card) moreLikeThis(card);
+  }
+
+  /** A card's palette clicked: search the catalogue by those colours alone. */
+  function searchByPalette(text) {
+    clearQueryImage();
+    els.q.value = "";
+    setPalette(parsePalette(text));
+    search({ force: true });
+    window.scrollTo({ top: 0, behavior: prefersReducedMotion() ? "auto" : "smooth" });
+    els.resultsHeading.focus({ preventScroll: true });
   }
 
   function onResultsKeydown(event) {
@@ -1340,6 +1452,9 @@
     document.addEventListener("keydown", onGlobalKeydown);
 
     for (const button of els.colorButtons) button.addEventListener("click", onColorClick);
+    els.paletteAdd.addEventListener("click", onPaletteAdd);
+    els.paletteChosen.addEventListener("click", onPaletteChosenClick);
+    els.paletteClear.addEventListener("click", onPaletteClear);
     els.format.addEventListener("change", onFiltersChanged);
     els.orientation.addEventListener("change", onFiltersChanged);
     for (const input of Object.values(numberInputs)) {

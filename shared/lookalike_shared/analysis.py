@@ -1,0 +1,46 @@
+"""Everything the pool computes for one image, from one decode:
+
+    bytes --decode_image (once)--> fingerprint (hashes, regions, keypoints, colours)
+                               \\-> embedding (look-alike vector) and subject words
+
+Ingest sends the fingerprint to the matcher (the compacted topic) and all of it to
+Elasticsearch; the gateway searches with all of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .contracts import Fingerprint
+from .embedding import embedder
+from .fingerprint import FINGERPRINT_SIDE, fingerprint_decoded
+from .imaging import ImageRejected, decode_image
+
+
+@dataclass(frozen=True)
+class ImageAnalysis:
+    fingerprint: Fingerprint
+    embedding: list[float]  # embedding.EMBEDDING_DIMS numbers, unit length
+    subjects: list[str]  # ImageNet class names, most likely first
+
+
+def analyse_bytes(data: bytes, query: bool = False) -> ImageAnalysis:
+    """Decode once, fingerprint and embed; raises imaging.ImageRejected for anything
+    unusable. `query` for an image to search with (fingerprint_decoded)."""
+    decoded = decode_image(data, decode_side=FINGERPRINT_SIDE)
+    try:
+        fingerprint = fingerprint_decoded(decoded, query)
+        found = embedder().embed(np.asarray(decoded.image))
+    except Exception as exc:
+        # decode_image vouched for the pixels, so this is an image our own code cannot
+        # handle: refuse this one image rather than let it stop whoever asked.
+        raise ImageRejected(
+            "unprocessable_image", f"the image could not be fingerprinted ({type(exc).__name__})"
+        ) from exc
+    return ImageAnalysis(
+        fingerprint=fingerprint,
+        embedding=[round(float(v), 5) for v in found.vector],
+        subjects=found.subjects,
+    )
