@@ -88,8 +88,11 @@ def test_what_a_dead_child_started_is_stopped_before_it_restarts(
     )
     child = supervisor.start("parent", [sys.executable, "-c", script])
     log = tmp_path / "logs" / "parent.log"
-    supervise_until(supervisor, lambda: "helper" in log.read_text())
-    helper = int(log.read_text().split()[1])
+    said = re.compile(r"^helper (\d+)$", re.M)
+    supervise_until(supervisor, lambda: said.search(log.read_text()) is not None)
+    found = said.search(log.read_text())
+    assert found is not None
+    helper = int(found.group(1))
     first = child.proc.pid
 
     os.kill(first, signal.SIGKILL)
