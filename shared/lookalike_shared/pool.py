@@ -41,6 +41,12 @@ class PoolUnavailable(Exception):
     """No worker process can take this call now; the caller answers 503 or retries later."""
 
 
+class CallKillsWorkers(PoolUnavailable):
+    """Fresh workers died running this very call, twice: most likely the call's own input
+    kills them (out of memory). A caller that retries PoolUnavailable may want to give up
+    on this one."""
+
+
 def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
@@ -117,7 +123,7 @@ class WorkerPool:
             # Fresh workers died on this very call: most likely it is what kills them (out of
             # memory). Heal for the next caller, but do not try this one a third time.
             self._heal_soon()
-            raise PoolUnavailable("a worker process died twice running this call") from exc
+            raise CallKillsWorkers("a worker process died twice running this call") from exc
 
     async def close(self) -> None:
         self._closed = True

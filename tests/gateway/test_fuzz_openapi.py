@@ -16,8 +16,8 @@ from tests.fixtures.gateway import IndexedCatalogue
 
 pytestmark = pytest.mark.slow
 
-MAX_EXAMPLES = 60  # per operation and phase
-MAX_SECONDS = 150  # the whole run: a couple of minutes at most
+MAX_EXAMPLES = 100  # per operation and phase: about a minute of requests
+MAX_SECONDS = 150  # a bound, should the run be slow: a couple of minutes at most
 SEED = 20261201  # the same requests every run; change it to explore further
 
 
@@ -33,7 +33,6 @@ async def test_no_request_generated_from_the_openapi_document_gets_a_5xx(
             f"{gateway.url}/openapi.json",
             "--checks=not_a_server_error",
             f"--max-examples={MAX_EXAMPLES}",
-            f"--max-time={MAX_SECONDS}",
             f"--seed={SEED}",
             "--workers=2",
             "--request-timeout=30",
@@ -45,7 +44,11 @@ async def test_no_request_generated_from_the_openapi_document_gets_a_5xx(
             stderr=asyncio.subprocess.STDOUT,
             cwd=tmp_path,  # its example database, not in the work tree
         )
-        output, _ = await asyncio.wait_for(fuzz.communicate(), MAX_SECONDS + 120)
+        try:
+            output, _ = await asyncio.wait_for(fuzz.communicate(), MAX_SECONDS)
+        except TimeoutError:
+            fuzz.kill()
+            raise
     text = output.decode(errors="replace")
     print(text[-3000:])  # the totals, in the test's output
     if report.exists():

@@ -161,6 +161,7 @@ async def test_bad_requests_get_a_clear_4xx(
         big.add_field("image", sample_path(root, "img-00006").read_bytes() * 2, filename="b.jpg")
         async with http.post(f"{url}/v1/search", data=big) as resp:
             assert resp.status == 413
+            assert (await resp.json())["error"]["code"] == "request_too_large"
         upload = aiohttp.FormData()
         upload.add_field("image", jpeg_bytes_of(root), filename="q.jpg")
         async with http.post(f"{url}/v1/search", data=upload) as resp:
