@@ -23,7 +23,7 @@ import signal
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .analysis import ImageAnalysis, analyse_bytes
 from .contracts import Fingerprint
@@ -200,34 +200,32 @@ class WorkerPool:
                 broken = None  # the failed start left no executor
 
 
-def _fingerprint_or_error(data: bytes, query: bool) -> Fingerprint | tuple[str, str]:
+def _result_or_rejection(
+    work: Callable[[bytes, bool], T], data: bytes, query: bool
+) -> T | tuple[str, str]:
     # Exceptions with custom __init__ signatures do not pickle back reliably; send a tuple.
     try:
-        return fingerprint_bytes(data, query)
+        return work(data, query)
     except ImageRejected as exc:
         return (exc.code, str(exc))
+
+
+async def _image_work(
+    pool: WorkerPool, work: Callable[[bytes, bool], T], data: bytes, query: bool
+) -> T:
+    result = await pool.run(_result_or_rejection, work, data, query)
+    if isinstance(result, tuple):
+        raise ImageRejected(*result)
+    return cast(T, result)
 
 
 async def fingerprint_in_pool(pool: WorkerPool, data: bytes, query: bool = False) -> Fingerprint:
     """The fingerprint of `data`, computed in `pool`; `query` for an image to search with.
     Raises ImageRejected for an unusable image, PoolUnavailable when no worker can run."""
-    result = await pool.run(_fingerprint_or_error, data, query)
-    if isinstance(result, tuple):
-        raise ImageRejected(*result)
-    return result
-
-
-def _analysis_or_error(data: bytes, query: bool) -> ImageAnalysis | tuple[str, str]:
-    try:
-        return analyse_bytes(data, query)
-    except ImageRejected as exc:
-        return (exc.code, str(exc))
+    return await _image_work(pool, fingerprint_bytes, data, query)
 
 
 async def analyse_in_pool(pool: WorkerPool, data: bytes, query: bool = False) -> ImageAnalysis:
     """Fingerprint, embedding and subject words of `data` from one decode, in `pool`.
     Raises ImageRejected for an unusable image, PoolUnavailable when no worker can run."""
-    result = await pool.run(_analysis_or_error, data, query)
-    if isinstance(result, tuple):
-        raise ImageRejected(*result)
-    return result
+    return await _image_work(pool, analyse_bytes, data, query)

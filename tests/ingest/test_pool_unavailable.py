@@ -1,5 +1,6 @@
 """Ingest's worker pool down is our own backend failing: the event waits for it, retried with
-the backoff, and is applied once the pool is back, never dead-lettered."""
+the backoff, and is applied once the pool is back, never dead-lettered. Only an image that
+itself kills fresh workers twice is dead-lettered, rather than stall its partition."""
 
 from __future__ import annotations
 
@@ -8,13 +9,16 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from lookalike_ingest import handler as handler_module
 from lookalike_ingest.handler import EventHandler
-from lookalike_ingest.retry import Backoff
+from lookalike_ingest.retry import Backoff, PermanentFailure
 from lookalike_ingest.settings import IngestSettings
 from lookalike_shared.contracts import CatalogueImage, FingerprintRecord
 from lookalike_shared.events import ImageUpserted
 from lookalike_shared.fetch import ImageFetcher, policy_from
-from lookalike_shared.pool import WorkerPool
+from lookalike_shared.pool import CallKillsWorkers, WorkerPool
 from tests.fixtures.ingest import outcome_count
 from tests.fixtures.services import wait_until
 
@@ -52,3 +56,26 @@ async def test_an_event_waits_for_a_pool_that_cannot_start_and_is_applied_once_i
     assert prepared.record_value is not None
     record = FingerprintRecord.model_validate_json(prepared.record_value)
     assert record.image_id == catalogue[2]["image_id"]
+
+
+async def test_an_image_that_kills_fresh_workers_twice_is_dead_lettered_not_retried(
+    sample_catalogue: tuple[Path, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, catalogue = sample_catalogue
+    settings = IngestSettings(file_root=str(root))
+
+    async def kills_its_workers(pool: WorkerPool, data: bytes, query: bool = False) -> None:
+        # What the pool says when the same call took down two fresh workers (tested in
+        # tests/unit/test_pool.py with a call that really kills them).
+        raise CallKillsWorkers("the worker processes died running this call twice")
+
+    monkeypatch.setattr(handler_module, "analyse_in_pool", kills_its_workers)
+    fetcher = ImageFetcher(policy_from(settings))
+    handler = EventHandler(settings, fetcher, WorkerPool(1), Backoff(0.01, 0.1))
+    event = ImageUpserted("ev-2", CatalogueImage.model_validate(catalogue[3]))
+    try:
+        with pytest.raises(PermanentFailure) as caught:
+            await asyncio.wait_for(handler.prepare(event), 30)
+    finally:
+        await fetcher.close()
+    assert caught.value.code == "image_kills_workers"

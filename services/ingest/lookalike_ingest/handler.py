@@ -24,7 +24,7 @@ from lookalike_shared.contracts import FingerprintRecord
 from lookalike_shared.events import CatalogueEvent, ImageUpserted
 from lookalike_shared.fetch import FetchError, ImageFetcher
 from lookalike_shared.imaging import ImageRejected
-from lookalike_shared.pool import PoolUnavailable, WorkerPool, analyse_in_pool
+from lookalike_shared.pool import CallKillsWorkers, PoolUnavailable, WorkerPool, analyse_in_pool
 from lookalike_shared.search_index import InvalidDocument, search_document
 
 from . import metrics
@@ -90,6 +90,10 @@ class EventHandler:
         while True:
             try:
                 return await analyse_in_pool(self.pool, data)
+            except CallKillsWorkers as exc:
+                # Fresh workers died on this very image twice (out of memory, say): it is
+                # the image, not the pool. Dead-letter it, or it would stall its partition.
+                raise PermanentFailure("image_kills_workers", str(exc)) from exc
             except PoolUnavailable as exc:
                 metrics.EVENTS.labels("retried").inc()
                 log.warning("worker pool unavailable, retrying", extra={"error": str(exc)})

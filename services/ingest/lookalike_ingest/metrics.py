@@ -41,6 +41,7 @@ DLQ_REASONS = (
     "image_too_small",
     "image_too_narrow",
     "unprocessable_image",
+    "image_kills_workers",
     "unsupported_format",
     "fetch_not_found",
     "fetch_refused",

@@ -197,20 +197,34 @@ async def search(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def image_colors(request: web.Request) -> web.Response:
-    """The palette of a catalogue image (colours and their shares), to show or search by."""
-    image_id = request.match_info["image_id"]
-    service = request.app[SERVICE]
+async def catalogue_document(request: web.Request) -> tuple[str, dict[str, Any]] | web.Response:
+    """The id in the path and its catalogue document, or the error answer: 400 for an id
+    that is not a catalogue id, 404 for one not in the catalogue, 503 while it cannot say."""
+    try:
+        image_id = _IMAGE_ID.validate_python(request.match_info["image_id"])
+    except ValidationError:
+        return error_response(
+            400, "invalid_parameter", "image_id is not a catalogue image id", "image_id"
+        )
     try:
         doc = await timed(
             "es_hydrate",
-            service.catalogue.document(image_id),
+            request.app[SERVICE].catalogue.document(image_id),
             request.app[SETTINGS].es_timeout_seconds,
         )
-    except BackendFailed as exc:
-        return error_response(503, "backend_unavailable", str(exc))
+    except BackendFailed:
+        return error_response(503, "backend_unavailable", "the catalogue is unavailable right now")
     if doc is None:
         return error_response(404, "not_found", f"no catalogue image {image_id!r}")
+    return image_id, doc
+
+
+async def image_colors(request: web.Request) -> web.Response:
+    """The palette of a catalogue image (colours and their shares), to show or search by."""
+    found = await catalogue_document(request)
+    if isinstance(found, web.Response):
+        return found
+    image_id, doc = found
     palette = doc.get("palette") or []
     return web.json_response(
         {
@@ -225,23 +239,11 @@ async def image_colors(request: web.Request) -> web.Response:
 
 
 async def thumbnail(request: web.Request) -> web.Response:
-    try:
-        image_id = _IMAGE_ID.validate_python(request.match_info["image_id"])
-    except ValidationError:
-        return error_response(
-            400, "invalid_parameter", "image_id is not a catalogue image id", "image_id"
-        )
+    found = await catalogue_document(request)
+    if isinstance(found, web.Response):
+        return found
+    image_id, doc = found
     service = request.app[SERVICE]
-    try:
-        doc = await timed(
-            "es_hydrate",
-            service.catalogue.document(image_id),
-            request.app[SETTINGS].es_timeout_seconds,
-        )
-    except BackendFailed:
-        return error_response(503, "backend_unavailable", "the catalogue is unavailable right now")
-    if doc is None:
-        return error_response(404, "not_found", f"no catalogue image {image_id!r}")
     cache = request.app[THUMBNAILS]
     version = int(doc.get("version", 0))
     body = cache.get(image_id, version)
