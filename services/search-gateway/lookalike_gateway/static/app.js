@@ -882,7 +882,8 @@
       const chip = el("span", "palette-chip");
       const weight = Number(entry.weight);
       chip.style.backgroundColor = entry.hex;
-      chip.style.flexGrow = String(weight > 0 ? weight : 1);
+      // Shares in percent: their sum is over 1, so the strip fills the card's width.
+      chip.style.flexGrow = String(weight > 0 ? weight * 100 : 1);
       chip.title = entry.hex;
       strip.append(chip);
     }
