@@ -14,7 +14,8 @@ same installation always gives the same set:
   in the order of another hash of the name; what is left is not used.
 - part: "dev" or "report", half each (first byte of the hash below 128: dev). Tune on dev;
   report on report, which no threshold or rule was chosen on. Distractors are split the
-  same way, so a part's index holds its own originals and its own distractors.
+  same way, but robustness.py indexes both halves in either run (one half alone is fewer
+  than 3,000 pictures); they are never queried, so nothing is tuned on them.
 
 Pictures are prepared as a catalogue would hold them: shown over white (transparency),
 brought to at most `ORIGINAL_SIDE` px on the long side (`DISTRACTOR_SIDE` for distractors,
@@ -60,6 +61,10 @@ class Source:
     originals: int  # at most this many originals
     distractors: int  # at most this many distractors
     may_be_original: Callable[[Path], bool] = lambda _: True
+    # Clip art and stamps are filed in series, a folder each (one deck of cards, one stick
+    # figure in twenty poses, dreidels with each letter): at most this many originals come
+    # from one folder, with different first words, and no distractor from such a folder.
+    per_folder: int = 0
 
 
 @dataclass(frozen=True)
@@ -204,8 +209,13 @@ def not_a_series(path: Path) -> bool:
 
 
 def stamps() -> list[Path]:
-    # Letters and their outlines differ by a stroke: they would be look-alikes, not art.
-    return [p for p in _debian_files("tuxpaint-stamps-default") if "/alphabets/" not in str(p)]
+    # Letters and their outlines differ by a stroke: they would be look-alikes, not art; a
+    # "_mirror" file is another stamp mirrored.
+    return [
+        p
+        for p in _debian_files("tuxpaint-stamps-default")
+        if "/alphabets/" not in str(p) and "_mirror" not in p.stem
+    ]
 
 
 SOURCES: tuple[Source, ...] = (
@@ -235,6 +245,7 @@ SOURCES: tuple[Source, ...] = (
         stamps,
         originals=140,
         distractors=1000,
+        per_folder=2,
     ),
     Source(
         "clipart",
@@ -245,6 +256,7 @@ SOURCES: tuple[Source, ...] = (
         originals=140,
         distractors=3400,
         may_be_original=not_a_series,
+        per_folder=2,
     ),
     Source(
         "elpv",
@@ -275,7 +287,7 @@ def pictures(sources: Iterable[Source] = SOURCES) -> tuple[list[Picture], list[s
         if not files:
             notes.append(f"{source.name}: not installed ({source.packaging}), skipped")
             continue
-        originals = distractors = 0
+        chosen: list[tuple[str, Path, str]] = []  # name, path, part
         for part in ("dev", "report"):
             # Roles are drawn with another hash than parts, so that both parts get some.
             named = sorted(
@@ -286,23 +298,42 @@ def pictures(sources: Iterable[Source] = SOURCES) -> tuple[list[Picture], list[s
                 ),
                 key=lambda item: key("role:" + item[0]),
             )
-            taken = given = 0
-            for name, path in named:
-                if (
-                    taken < source.originals // 2
-                    and source.may_be_original(path)
-                    and usable(path, MIN_ORIGINAL_SIDE)
-                ):
-                    unindexed = taken % UNINDEXED_EVERY == UNINDEXED_EVERY - 1
-                    role = "unindexed" if unindexed else "original"
-                    out.append(Picture(name, path, source.name, role, part))
-                    taken += 1
-                elif given < source.distractors // 2 and usable(path, MIN_DISTRACTOR_SIDE):
-                    out.append(Picture(name, path, source.name, "distractor", part))
-                    given += 1
-            originals, distractors = originals + taken, distractors + given
-        notes.append(f"{source.name}: {originals} originals, {distractors} distractors")
+            chosen += [(name, path, part) for name, path in named]
+        out_here, notes_line = _assign(source, chosen)
+        out += out_here
+        notes.append(notes_line)
     return out, notes
+
+
+def _assign(source: Source, chosen: list[tuple[str, Path, str]]) -> tuple[list[Picture], str]:
+    """Roles for one source's pictures, in the order given (see `pictures`)."""
+    out: list[Picture] = []
+    taken = {"dev": 0, "report": 0}
+    folders: dict[Path, set[str]] = {}
+    for name, path, part in chosen:
+        words = folders.setdefault(path.parent, set())
+        first = path.stem.replace("-", "_").split("_")[0].lower()
+        if (
+            taken[part] < source.originals // 2
+            and source.may_be_original(path)
+            and (not source.per_folder or (len(words) < source.per_folder and first not in words))
+            and usable(path, MIN_ORIGINAL_SIDE)
+        ):
+            unindexed = taken[part] % UNINDEXED_EVERY == UNINDEXED_EVERY - 1
+            out.append(
+                Picture(name, path, source.name, "unindexed" if unindexed else "original", part)
+            )
+            taken[part] += 1
+            words.add(first)
+    given = {"dev": 0, "report": 0}
+    for name, path, part in chosen:
+        if any(p.name == name for p in out) or (source.per_folder and folders.get(path.parent)):
+            continue
+        if given[part] < source.distractors // 2 and usable(path, MIN_DISTRACTOR_SIDE):
+            out.append(Picture(name, path, source.name, "distractor", part))
+            given[part] += 1
+    originals, distractors = sum(taken.values()), sum(given.values())
+    return out, f"{source.name}: {originals} originals, {distractors} distractors"
 
 
 def _relative(path: Path) -> str:
