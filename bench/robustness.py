@@ -1,32 +1,42 @@
 """Robustness benchmark: does each method find the original behind a transformed copy?
 
-In the spirit of the `perception` library's benchmark: take a folder of images (by default
-every real image that installed packages ship: scikit-image, matplotlib and scikit-learn
-sample data, which includes the sample catalogue, plus synthetic "minimal art" - colour
-fields, gradients and hard-edged shapes, the low-texture images local features miss),
-index the originals, query with transformed copies of every original, and score every
-(query, indexed image) pair. Every pair of a query with an image it was not made from is a
-negative, so each query meets all the other originals as distractors.
+In the spirit of the `perception` library's benchmark, on real pictures from installed
+packages (bench/datasets.py: photographs, wallpapers' paintings and abstract art, textures,
+cut-out photographs and cartoons, line drawings and flat clip art, plus solar-cell
+photographs as distractors). One part of the set is run at a time (`--part dev` to tune
+on, `--part report` to report on): its originals and the distractors of both parts are
+indexed, except one original in six that is never indexed; every original, indexed or
+not, is queried through 18 transform families. Every (query, indexed image) pair is
+scored: a pair of a query with an image it was not made from is a negative, so each query
+meets every other indexed image as a distractor, and a copy of a never-indexed original
+can only find false duplicates.
 
-One threshold per method, over all families together (a deployed matcher cannot know how a
-query was transformed), is the loosest that keeps precision >= --precision (99.99%). Recall
-is printed per family at that threshold, side by side for:
+Per family, recall with its 95% Wilson interval, side by side for:
 
-- lookalike: the matcher's FingerprintIndex (score 0-100, with verification),
-- phash: imagehash.phash alone, score = 64 - Hamming distance,
-- pdq: PDQ (pdqhash) with its own 8 dihedral variants, score = 256 - best distance.
+- lookalike: the matcher's FingerprintIndex (score 0-100, with verification), at the score
+  it ships as "duplicate" (index.DUPLICATE_SCORE);
+- pdq: PDQ (pdqhash), best of its 8 dihedral hashes, score = 256 - distance;
+- phash: imagehash.phash, score = 64 - Hamming distance;
 
-    .venv/bin/python bench/robustness.py                 # full run (~2-4 minutes, 2 cores)
-    .venv/bin/python bench/robustness.py --quick         # fewer synthetic images
-    .venv/bin/python bench/robustness.py --folder DIR    # your own images
+each peer at its own threshold: over all families together (a deployed matcher cannot know
+how a query was transformed), the loosest that keeps precision >= --precision (99.99%).
+lookalike's own such threshold is printed too. Pairs of pictures that PDQ finds within 31
+bits of each other, both of PDQ quality 50 or more (the same picture shipped twice), are
+left out of the count and named.
+
+    .venv/bin/python bench/robustness.py --part report   # ~6 minutes on 2 cores
+    .venv/bin/python bench/robustness.py --part dev --quick
+    .venv/bin/python bench/robustness.py --set samples --synthetic 120   # the old set
+    .venv/bin/python bench/robustness.py --folder DIR    # your own images (all originals)
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import io
+import json
 import math
+import pickle
 import random
 import sys
 import time
@@ -39,16 +49,12 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
 
+sys.path.insert(0, str(Path(__file__).parent))
+import datasets
+
 from lookalike_shared.imaging import as_shown
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
-MIN_SIDE = 96
-# Sample files that show the same picture as another one: they would count as false pairs.
-TWINS = {
-    "chessboard_GRAY.png",  # chessboard_RGB.png in grey
-    "motorcycle_right.png",  # the right view of the motorcycle_left.png stereo pair
-    "motorcycle_disp.npz",
-}
+TWIN_BITS = 31  # PDQ distance at or under which two originals are the same picture
 
 Transform = Callable[[Image.Image, random.Random], Image.Image]
 
@@ -173,6 +179,12 @@ def tilt(im: Image.Image, rng: random.Random) -> Image.Image:
     return Image.composite(warped, bg, mask_warp).filter(ImageFilter.GaussianBlur(0.6))
 
 
+def combined(im: Image.Image, rng: random.Random) -> Image.Image:
+    """About 15% of the area cropped away, then downscaled to 60% (JPEG quality 50 below):
+    a copy that went through a social network's cropper and re-encoder."""
+    return resize(0.6)(crop(0.15)(im, rng), rng)
+
+
 def _perspective_coeffs(
     dst: list[tuple[float, float]], src: list[tuple[float, float]]
 ) -> list[float]:
@@ -203,33 +215,12 @@ FAMILIES: dict[str, Transform] = {
     "rotate_180": half_turn,
     "flip": flip,
     "tilt": tilt,
+    "combined": combined,
 }
+JPEG_QUALITY = {"jpeg_30": 30, "combined": 50}  # every other copy is saved at quality 90
 
 
 # --- image set ----------------------------------------------------------------------------
-
-
-def package_images() -> list[Path]:
-    found: dict[str, Path] = {}
-    for package in ("skimage", "matplotlib", "sklearn"):
-        spec = importlib.util.find_spec(package)
-        if spec is None or spec.origin is None:
-            continue
-        for path in sorted(Path(spec.origin).parent.rglob("*")):
-            if (
-                path.suffix.lower() not in IMAGE_SUFFIXES
-                or "tests" in path.parts
-                or path.name in TWINS
-            ):
-                continue
-            try:
-                with Image.open(path) as im:
-                    if min(im.size) < MIN_SIDE:
-                        continue
-            except Exception:
-                continue
-            found.setdefault(path.name, path)
-    return list(found.values())
 
 
 def synthetic_art(n: int, seed: int = 7) -> list[tuple[str, bytes]]:
@@ -287,7 +278,8 @@ def _colour(rng: random.Random) -> tuple[int, int, int]:
 class Hashes:
     lookalike: Any  # lookalike_shared Fingerprint, or None if it refused the image
     phash: int
-    pdq: list[np.ndarray]
+    pdq: np.ndarray  # (8, 4) uint64: PDQ's 256 bits in each of its 8 dihedral variants
+    pdq_quality: int = 100  # PDQ's own 0-100: under 50 its bits say little (flat pictures)
 
 
 def hash_all(data: bytes, query: bool = False) -> Hashes:
@@ -304,50 +296,69 @@ def hash_all(data: bytes, query: bool = False) -> Hashes:
     with Image.open(io.BytesIO(data)) as im:
         rgb = as_shown(im).copy()  # pixels loaded before the file closes with the block
     ph = int(str(imagehash.phash(rgb)), 16)
-    pdq, _ = pdqhash.compute_dihedral(np.asarray(rgb))
-    return Hashes(fp, ph, [np.asarray(h, dtype=np.uint8) for h in pdq])
+    pdq, quality = pdqhash.compute_dihedral(np.asarray(rgb))
+    bits = np.packbits(np.asarray(pdq, dtype=np.uint8).reshape(8, 256), axis=1)
+    return Hashes(fp, ph, bits.view(np.uint64).reshape(8, 4), int(quality))
 
 
-def make_query(args: tuple[bytes, str, int]) -> Hashes:
-    data, family, seed = args
+def query_bytes(data: bytes, family: str, seed: int) -> bytes:
+    """The transformed copy of one original, encoded as it would be uploaded."""
     with Image.open(io.BytesIO(data)) as im:
         rgb = as_shown(im).copy()  # pixels loaded before the file closes with the block
     changed = FAMILIES[family](rgb, random.Random(seed))
     buf = io.BytesIO()
-    changed.save(buf, "JPEG", quality=30 if family == "jpeg_30" else 90)
-    return hash_all(buf.getvalue(), query=True)
+    changed.save(buf, "JPEG", quality=JPEG_QUALITY.get(family, 90))
+    return buf.getvalue()
+
+
+def make_query(args: tuple[bytes, str, int]) -> tuple[bytes, Hashes]:
+    data = query_bytes(*args)
+    return data, hash_all(data, query=True)
+
+
+def prepare_and_hash(picture: datasets.Picture) -> tuple[bytes, Hashes]:
+    data = picture.prepared()
+    return data, hash_all(data)
 
 
 # --- scoring ------------------------------------------------------------------------------
 
 
-def score_matrices(originals: list[Hashes], queries: list[Hashes]) -> dict[str, np.ndarray]:
-    """method -> (queries, originals) scores; higher means more likely the same image."""
+def lookalike_scores(indexed: list[Hashes], queries: list[Hashes]) -> np.ndarray:
+    """(queries, indexed) scores from the matcher's own index and search."""
     from lookalike_matcher.index import FingerprintIndex
 
     index = FingerprintIndex()
-    for i, h in enumerate(originals):
+    for i, h in enumerate(indexed):
         if h.lookalike is not None:
             index.upsert(str(i), 1, h.lookalike)
-    look = np.zeros((len(queries), len(originals)))
+    look = np.zeros((len(queries), len(indexed)), dtype=np.float32)
     for q, h in enumerate(queries):
         if h.lookalike is None:
             continue
         for match in index.search(h.lookalike, limit=200):
             look[q, int(match.image_id)] = match.score
+    return look
 
-    o_ph = np.array([h.phash for h in originals], dtype=np.uint64)
+
+def pdq_distances(a: list[Hashes], b: list[Hashes], variants: int = 8) -> np.ndarray:
+    """(len(a), len(b)) best distance of a's first `variants` PDQ variants to b's own."""
+    b_bits = np.stack([h.pdq[0] for h in b])  # (B, 4)
+    best = np.full((len(a), len(b)), 256, dtype=np.int16)
+    for lo in range(0, len(a), 256):
+        a_bits = np.stack([h.pdq[:variants] for h in a[lo : lo + 256]])  # (A, V, 4)
+        for v in range(variants):
+            d = np.bitwise_count(a_bits[:, v, None, :] ^ b_bits[None, :, :]).sum(axis=2)
+            best[lo : lo + 256] = np.minimum(best[lo : lo + 256], d)
+    return best
+
+
+def peer_scores(indexed: list[Hashes], queries: list[Hashes]) -> dict[str, np.ndarray]:
+    o_ph = np.array([h.phash for h in indexed], dtype=np.uint64)
     q_ph = np.array([h.phash for h in queries], dtype=np.uint64)
-    phash = 64 - np.bitwise_count(q_ph[:, None] ^ o_ph[None, :]).astype(np.float64)
-
-    o_pdq = np.stack([h.pdq[0] for h in originals]).astype(bool)  # (O, 256)
-    q_pdq = np.stack([np.stack(h.pdq) for h in queries]).astype(bool)  # (Q, 8, 256)
-    best = np.full((len(queries), len(originals)), 256)
-    for v in range(8):
-        d = (q_pdq[:, v, None, :] != o_pdq[None, :, :]).sum(axis=2)
-        best = np.minimum(best, d)
-    pdq = 256 - best.astype(np.float64)
-    return {"lookalike": look, "phash": phash, "pdq": pdq}
+    phash = 64 - np.bitwise_count(q_ph[:, None] ^ o_ph[None, :]).astype(np.float32)
+    pdq = 256 - pdq_distances(queries, indexed).astype(np.float32)
+    return {"pdq": pdq, "phash": phash}
 
 
 def threshold_at_precision(scores: np.ndarray, truth: np.ndarray, precision: float) -> float:
@@ -364,68 +375,242 @@ def threshold_at_precision(scores: np.ndarray, truth: np.ndarray, precision: flo
     return float(s[np.nonzero(ok)[0].max()])
 
 
+def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion hits/n."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """What was hashed: indexed images, queries, and which original each query came from."""
+
+    names: list[str]  # of the indexed images
+    indexed: list[Hashes]
+    queries: list[Hashes]
+    source: np.ndarray  # per query: the indexed image it came from, -1 if never indexed
+    family: np.ndarray  # per query
+    query_origin: list[str]  # per query: its original's name
+    excluded: np.ndarray  # (queries, indexed) bool: twin pairs, neither positive nor negative
+    twins: list[tuple[str, str]]
+    seconds: float
+    kept: dict[str, Any] | None = None  # bytes of indexed images and queries (--keep)
+
+
+def select(args: argparse.Namespace) -> tuple[list[datasets.Picture], list[str]]:
+    if args.folder:
+        paths = sorted(
+            p for p in args.folder.rglob("*") if p.suffix.lower() in datasets.IMAGE_SUFFIXES
+        )
+        found = [datasets.Picture(p.name, p, "folder", "original", args.part) for p in paths]
+        return found, [f"folder: {len(found)} originals"]
+    if args.set == "samples":
+        paths = datasets.package_samples()
+        found = [datasets.Picture(p.name, p, "samples", "original", args.part) for p in paths]
+        return found, [f"samples: {len(found)} originals (the old set, not split)"]
+    found, notes = datasets.pictures()
+    # A part's own originals; the distractors of both parts (one part's alone are fewer
+    # than 3,000, and no rule was tuned on distractors: they only bring false pairs).
+    found = [p for p in found if p.part == args.part or p.role == "distractor"]
+    if args.quick:  # a fifth of the originals, a tenth of the distractors
+        found = [
+            p
+            for p in found
+            if datasets.key("quick:" + p.name)[0] < (25 if p.role == "distractor" else 51)
+        ]
+    return found, notes
+
+
+def hash_everything(
+    pictures: list[datasets.Picture], synthetic: list[tuple[str, bytes]], args: argparse.Namespace
+) -> Run:
+    started = time.perf_counter()
+    with ProcessPoolExecutor(args.workers) as pool:
+        prepared = list(pool.map(prepare_and_hash, pictures, chunksize=8))
+        originals = [
+            (p.name, data, p.role) for p, (data, _) in zip(pictures, prepared, strict=True)
+        ]
+        originals += [(name, data, "original") for name, data in synthetic]
+        hashes = [h for _, h in prepared] + list(pool.map(hash_all, [d for _, d, _ in synthetic]))
+        indexed = [i for i, (_, _, role) in enumerate(originals) if role != "unindexed"]
+        position = {i: k for k, i in enumerate(indexed)}
+        queried = [i for i, (_, _, role) in enumerate(originals) if role != "distractor"]
+        jobs = [
+            (originals[i][1], family, args.seed * 100003 + i)
+            for family in FAMILIES
+            for i in queried
+        ]
+        made = list(pool.map(make_query, jobs, chunksize=8))
+    queries = [h for _, h in made]
+    kept = None
+    if args.keep:  # for bench/directions.py: the same pictures and copies
+        kept = {
+            "indexed": [(originals[i][0], originals[i][1]) for i in indexed],
+            "queries": [data for data, _ in made],
+        }
+    source = np.array([position.get(i, -1) for _ in FAMILIES for i in queried])
+    family = np.array([f for f in FAMILIES for _ in queried])
+    origin = [originals[i][0] for _ in FAMILIES for i in queried]
+    # Originals shipped twice (the same picture under two names) are no false pairs.
+    near = pdq_distances([hashes[i] for i in queried], [hashes[i] for i in indexed], 8)
+    quality = np.array([h.pdq_quality for h in hashes])
+    sure = (quality[queried] >= 50)[:, None] & (quality[indexed] >= 50)[None, :]
+    twin = (
+        (near <= TWIN_BITS)
+        & sure
+        & (np.array([position.get(i, -1) for i in queried])[:, None] != np.arange(len(indexed)))
+    )
+    names = [originals[i][0] for i in indexed]
+    twins = [(originals[queried[a]][0], names[b]) for a, b in zip(*np.nonzero(twin), strict=True)]
+    return Run(
+        names=names,
+        indexed=[hashes[i] for i in indexed],
+        queries=queries,
+        source=source,
+        family=family,
+        query_origin=origin,
+        excluded=np.tile(twin, (len(FAMILIES), 1)),
+        twins=twins,
+        seconds=time.perf_counter() - started,
+        kept=kept,
+    )
+
+
+def report(run: Run, args: argparse.Namespace) -> dict[str, Any]:
+    from lookalike_matcher.index import DUPLICATE_SCORE
+
+    started = time.perf_counter()
+    scores = {"lookalike": lookalike_scores(run.indexed, run.queries)}
+    searched = time.perf_counter() - started
+    scores |= peer_scores(run.indexed, run.queries)
+    truth = run.source[:, None] == np.arange(len(run.indexed))[None, :]
+    counted = ~run.excluded
+    thresholds = {
+        m: threshold_at_precision(s[counted], truth[counted], args.precision)
+        for m, s in scores.items()
+    }
+    own = thresholds["lookalike"]
+    thresholds["lookalike"] = DUPLICATE_SCORE
+    rows = np.arange(len(run.queries))
+    has_source = run.source >= 0
+    out: dict[str, Any] = {"families": {}, "thresholds": thresholds}
+    found = {}
+    for m, s in scores.items():
+        found[m] = np.zeros(len(run.queries), dtype=bool)
+        found[m][has_source] = s[rows[has_source], run.source[has_source]] >= thresholds[m]
+    methods = list(scores)
+    header = f"{'family':13}{'n':>5}" + "".join(f"{m:>22}" for m in methods)
+    print(header)
+    for f in FAMILIES:
+        mine = (run.family == f) & has_source
+        cells, out["families"][f] = [], {}
+        for m in methods:
+            hits, n = int(found[m][mine].sum()), int(mine.sum())
+            lo, hi = wilson(hits, n)
+            cells.append(f"{hits / max(1, n):8.3f} [{lo:.3f}-{hi:.3f}]")
+            out["families"][f][m] = {"hits": hits, "n": n}
+        print(f"{f:13}{int(mine.sum()):>5}" + "".join(f"{c:>22}" for c in cells))
+    means = {
+        m: float(np.mean([found[m][(run.family == f) & has_source].mean() for f in FAMILIES]))
+        for m in methods
+    }
+    print(f"{'mean':13}{'':>5}" + "".join(f"{means[m]:>8.3f}{'':14}" for m in methods))
+    negatives = ~truth & counted
+    from_unindexed = (~has_source)[:, None] & negatives
+    print(
+        "thresholds: lookalike score >= "
+        f"{DUPLICATE_SCORE:g} (its duplicate label; lowest at precision "
+        f">= {args.precision:.2%}: {own:g}), "
+        + ", ".join(f"{m} score >= {thresholds[m]:g}" for m in methods[1:])
+        + f" (lowest at precision >= {args.precision:.2%})"
+    )
+    for m in methods:
+        above = scores[m] >= thresholds[m]
+        false = int((above & negatives).sum())
+        unindexed = int((above & from_unindexed).sum())
+        print(
+            f"{m} false pairs at its threshold: {false} of {int(negatives.sum())} "
+            f"({unindexed} from copies of never-indexed originals)"
+        )
+        out.setdefault("false_pairs", {})[m] = false
+    worst = np.argsort(-np.where(negatives, scores["lookalike"], 0).ravel())[:3]
+    for flat in worst:
+        q, i = divmod(int(flat), len(run.indexed))
+        if scores["lookalike"][q, i] > 0:
+            print(
+                f"  highest lookalike negative: {scores['lookalike'][q, i]:.1f} "
+                f"{run.family[q]} of {run.query_origin[q]} vs {run.names[i]}"
+            )
+    print(
+        f"lookalike searches took {searched:.0f} s "
+        f"({searched / len(run.queries) * 1e3:.1f} ms each)"
+    )
+    out["means"] = means
+    if run.kept is not None:
+        run.kept |= {
+            "source": run.source,
+            "family": run.family,
+            "excluded": run.excluded[: len(run.queries) // len(FAMILIES)],
+            "lookalike": scores["lookalike"],
+        }
+        with args.keep.open("wb") as file:
+            pickle.dump(run.kept, file)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--folder", type=Path, help="images to use instead of package samples")
-    parser.add_argument("--synthetic", type=int, default=120, help="minimal-art images to add")
+    parser.add_argument("--part", choices=("dev", "report"), default="report")
+    parser.add_argument(
+        "--set",
+        choices=("packaged", "samples"),
+        default="packaged",
+        help="packaged: bench/datasets.py's set; samples: the 29 sample images alone",
+    )
+    parser.add_argument("--folder", type=Path, help="images to use instead (all originals)")
+    parser.add_argument("--synthetic", type=int, default=0, help="minimal-art images to add")
     parser.add_argument("--precision", type=float, default=0.9999)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="30 synthetic images")
+    parser.add_argument("--quick", action="store_true", help="a fifth of the set")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="also write the counts here")
+    parser.add_argument("--keep", type=Path, help="pickle the pictures and copies here")
     args = parser.parse_args()
-    if args.quick:
-        args.synthetic = min(args.synthetic, 30)
 
-    paths = (
-        sorted(p for p in args.folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        if args.folder
-        else package_images()
-    )
-    images = [(p.stem, p.read_bytes()) for p in paths] + synthetic_art(args.synthetic)
     started = time.perf_counter()
-    with ProcessPoolExecutor(args.workers) as pool:
-        originals = list(pool.map(hash_all, [data for _, data in images], chunksize=4))
-        jobs = [
-            (data, family, args.seed * 100003 + i)
-            for family in FAMILIES
-            for i, (_, data) in enumerate(images)
-        ]
-        queries = list(pool.map(make_query, jobs, chunksize=8))
-    hashed = time.perf_counter() - started
-    n = len(images)
-    families = list(FAMILIES)
-    source = np.array([i for _ in families for i in range(n)])
-    family_of = np.array([f for f in families for _ in range(n)])
-    truth = source[:, None] == np.arange(n)[None, :]
-
-    matrices = score_matrices(originals, queries)
-    methods = list(matrices)
-    thresholds = {m: threshold_at_precision(matrices[m], truth, args.precision) for m in methods}
-    recall: dict[str, dict[str, float]] = {m: {} for m in methods}
-    for m in methods:
-        found = matrices[m][np.arange(len(queries)), source] >= thresholds[m]
-        for f in families:
-            recall[m][f] = float(found[family_of == f].mean())
-
+    pictures, notes = select(args)
+    run = hash_everything(pictures, synthetic_art(args.synthetic), args)
+    n_orig = sum(p.role == "original" for p in pictures) + args.synthetic
+    n_unindexed = sum(p.role == "unindexed" for p in pictures)
+    n_distractors = sum(p.role == "distractor" for p in pictures)
+    print("; ".join(notes))
     print(
-        f"{n} originals ({n - args.synthetic} real, {args.synthetic} synthetic), "
-        f"{len(families)} families, {len(queries)} queries, "
-        f"{len(queries) * n} scored pairs; hashing took {hashed:.0f} s"
+        f"part {args.part}: {n_orig} indexed originals ({args.synthetic} synthetic), "
+        f"{n_unindexed} never-indexed originals, {n_distractors} distractors; "
+        f"{len(FAMILIES)} families, {len(run.queries)} queries, "
+        f"{len(run.queries) * len(run.indexed)} scored pairs; preparing and hashing took "
+        f"{run.seconds:.0f} s"
     )
-    print(f"recall at precision >= {args.precision:.2%} (one threshold per method)")
-    print(f"{'family':14}" + "".join(f"{m:>11}" for m in methods) + f"{'vs best peer':>14}")
-    for f in families:
-        peer = max(recall[m][f] for m in methods if m != "lookalike")
-        ratio = recall["lookalike"][f] / peer if peer else math.inf
-        print(f"{f:14}" + "".join(f"{recall[m][f]:11.3f}" for m in methods) + f"{ratio:13.2f}x")
-    means = {m: float(np.mean(list(recall[m].values()))) for m in methods}
-    print(f"{'mean':14}" + "".join(f"{means[m]:11.3f}" for m in methods))
-    print("thresholds: " + ", ".join(f"{m} score >= {thresholds[m]:g}" for m in methods))
-    look = matrices["lookalike"]
-    fp_at_dup = int(((look >= thresholds["lookalike"]) & ~truth).sum())
-    print(f"lookalike false pairs at its threshold: {fp_at_dup} of {int((~truth).sum())}")
+    if run.twins:
+        print(
+            f"left out as twins (PDQ <= {TWIN_BITS} bits): "
+            + ", ".join(f"{a} ~ {b}" for a, b in sorted(set(run.twins)))
+        )
+    print("recall [95% Wilson interval] at each method's threshold")
+    out = report(run, args)
+    out["seconds"] = time.perf_counter() - started
+    print(f"total {out['seconds']:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=1))
     sys.stdout.flush()
 
 
