@@ -319,6 +319,14 @@ class HitLine(BaseModel):
     doc: dict[str, Any]
 
 
+class MatchTotals(BaseModel):
+    """How many images of the whole answer each group holds."""
+
+    duplicate: int = 0
+    similar: int = 0
+    text: int = 0
+
+
 class DoneLine(BaseModel):
     type: Literal["done"] = "done"
     took_ms: float
@@ -326,3 +334,12 @@ class DoneLine(BaseModel):
     facets: dict[str, list[dict[str, Any]]]
     warnings: list[str]
     next_cursor: str | None = None
+    totals: MatchTotals = Field(default_factory=MatchTotals)
+    timings_ms: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="Where the time went: milliseconds reading the request (`upload`) and per "
+        "backend (fingerprint, matcher, es_similar, es_keyword, es_hydrate, es_rerank), when "
+        "the first hit and the keyword search were ready (`first_hit_at`, "
+        "`es_keyword_done_at`, from the request's start), and `gateway`: the time with "
+        "neither the upload nor any backend call in flight.",
+    )

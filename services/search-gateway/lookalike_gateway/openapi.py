@@ -45,23 +45,6 @@ def _schemas() -> dict[str, Any]:
         "type": "string",
         "enum": list(NAMED_COLORS),
     }
-    done = schemas["DoneLine"]
-    done["properties"]["totals"] = {
-        "type": "object",
-        "description": "How many images of the whole answer each group holds.",
-        "properties": {k: {"type": "integer"} for k in ("duplicate", "similar", "text")},
-    }
-    done["properties"]["timings_ms"] = {
-        "type": "object",
-        "description": (
-            "Where the time went: milliseconds reading the request (`upload`) and per backend "
-            "(fingerprint, matcher, es_similar, es_keyword, es_hydrate, es_rerank), when the "
-            "first hit and the keyword search were ready (`first_hit_at`, "
-            "`es_keyword_done_at`, from the request's start), and `gateway`: the time with "
-            "neither the upload nor any backend call in flight."
-        ),
-        "additionalProperties": {"type": ["number", "null"]},
-    }
     return schemas
 
 

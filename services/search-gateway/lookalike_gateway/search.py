@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from elasticsearch import ApiError, TransportError
 
 from lookalike_shared.colour_bins import palette_score
-from lookalike_shared.contracts import DoneLine, Fingerprint, HitLine, MatcherMatch
+from lookalike_shared.contracts import DoneLine, Fingerprint, HitLine, MatcherMatch, MatchTotals
 from lookalike_shared.fetch import FetchError, ImageFetcher
 from lookalike_shared.imaging import ImageRejected
 from lookalike_shared.pool import WorkerPool, analyse_in_pool
@@ -301,6 +301,7 @@ class SearchService:
                 log.exception("search failed part-way")
                 warnings.append("the search failed part-way; the answer is incomplete")
                 metrics.WARNINGS.labels("gateway").inc()
+            timeline.first_hit = page.first_hit
             done = DoneLine(
                 took_ms=round((time.perf_counter() - timeline.started) * 1000, 1),
                 total=page.total,
@@ -311,13 +312,10 @@ class SearchService:
                     if page.total > offset + limit and offset + limit <= MAX_OFFSET
                     else None
                 ),
+                totals=MatchTotals(**page.by_match),
+                timings_ms=timeline.summary(),
             )
-            timeline.first_hit = page.first_hit
-            yield {
-                **done.model_dump(),
-                "totals": dict(page.by_match),
-                "timings_ms": timeline.summary(),
-            }
+            yield done.model_dump()
         finally:
             for task in tasks.values():
                 task.cancel()
