@@ -9,6 +9,9 @@ Elasticsearch; the gateway searches with all of it.
 
 from __future__ import annotations
 
+import asyncio
+import os
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,3 +40,16 @@ def analyse_bytes(data: bytes, query: bool = False) -> ImageAnalysis:
         embedding=[round(float(v), 5) for v in found.vector],
         subjects=found.subjects,
     )
+
+
+def _load_models() -> int:
+    embedder()
+    return os.getpid()
+
+
+async def load_models_in_pool(pool: Executor, workers: int) -> None:
+    """Load the embedding model in every pool worker (about half a second each), so the
+    first images or queries do not wait for it. One call per worker, all at once: each
+    worker is busy loading while the others take theirs."""
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*(loop.run_in_executor(pool, _load_models) for _ in range(workers)))

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from elasticsearch import AsyncElasticsearch
 
+from lookalike_shared.analysis import load_models_in_pool
 from lookalike_shared.fetch import ImageFetcher, policy_from
 from lookalike_shared.http import add_health_routes, start_site
 from lookalike_shared.kafka import ensure_topics, make_producer, wait_for_kafka
@@ -68,6 +69,7 @@ async def run_ingest(settings: IngestSettings, ready: asyncio.Event | None = Non
         pool = make_pool(workers)
         stack.callback(pool.shutdown, cancel_futures=True)
         await warm_pool(pool, workers)
+        await load_models_in_pool(pool, workers)
 
         state["reason"] = "BACKENDS-UNREACHABLE"
         es = AsyncElasticsearch(settings.es_url, request_timeout=30)

@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp import web
 from elasticsearch import AsyncElasticsearch
 
+from lookalike_shared.analysis import load_models_in_pool
 from lookalike_shared.fetch import FetchError, ImageFetcher, policy_from
 from lookalike_shared.http import add_health_routes, error_response
 from lookalike_shared.imaging import ImageRejected
@@ -58,6 +59,7 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
     workers = settings.pool_workers or default_workers()
     pool: ProcessPoolExecutor = make_pool(workers)
     await warm_pool(pool, workers)
+    await load_models_in_pool(pool, workers)
     es = AsyncElasticsearch(settings.es_url, request_timeout=settings.es_timeout_seconds + 1)
     session = aiohttp.ClientSession()
     # An image_url's body is held to the same cap as an upload.
