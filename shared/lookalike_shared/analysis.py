@@ -9,6 +9,7 @@ Elasticsearch; the gateway searches with all of it.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,3 +45,10 @@ def analyse_bytes(data: bytes, query: bool = False) -> ImageAnalysis:
         embedding=[round(float(v), 5) for v in found.vector],
         subjects=found.subjects,
     )
+
+
+def load_models() -> int:
+    """Load the embedding model in this process (a pool worker's warm_up, about half a
+    second), so that the first image or query does not wait for it."""
+    embedder()
+    return os.getpid()

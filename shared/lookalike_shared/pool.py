@@ -84,8 +84,12 @@ class WorkerPool:
         workers: int | None = None,
         start_timeout_seconds: float = 120.0,
         heal_cap_seconds: float = 30.0,
+        warm_up: Callable[[], object] | None = None,
     ) -> None:
+        """`warm_up` runs in every worker when it starts (a module-level function: it is
+        pickled), within start_timeout_seconds, so that no real call pays for it."""
         self.workers = workers or default_workers()
+        self.warm_up = warm_up or _warm
         self.start_timeout_seconds = start_timeout_seconds
         self.heal_cap_seconds = heal_cap_seconds
         self._executor: ProcessPoolExecutor | None = None
@@ -180,7 +184,9 @@ class WorkerPool:
 
     async def _warm(self, executor: ProcessPoolExecutor) -> None:
         loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(executor, _warm) for _ in range(self.workers)))
+        await asyncio.gather(
+            *(loop.run_in_executor(executor, self.warm_up) for _ in range(self.workers))
+        )
 
     def _heal_soon(self) -> None:
         if self._closed or (self._healer is not None and not self._healer.done()):

@@ -131,3 +131,18 @@ async def test_a_bad_palette_is_a_400_naming_the_field(
     answer = await indexed_catalogue.gateway.search(palette=palette)
     assert answer.status == 400
     assert answer.error["field"] == "palette"
+
+
+async def test_filters_inside_the_knn_still_fill_the_page_when_enough_images_pass(
+    indexed_catalogue: IndexedCatalogue,
+) -> None:
+    docs = await indexed_catalogue.es_docs()
+    landscape = {i for i, d in docs.items() if d["orientation"] == "landscape"}
+    assert len(landscape) > 10
+
+    answer = await indexed_catalogue.gateway.search(
+        outside_photograph(), orientation="landscape", limit=10
+    )
+
+    assert len(answer.hits) == 10
+    assert set(answer.ids) <= landscape

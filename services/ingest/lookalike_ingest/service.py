@@ -11,6 +11,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from elasticsearch import AsyncElasticsearch
 
+from lookalike_shared.analysis import load_models
 from lookalike_shared.fetch import ImageFetcher, policy_from
 from lookalike_shared.http import add_health_routes, json_errors, secure_headers, start_site
 from lookalike_shared.kafka import ensure_topics, make_producer, wait_for_kafka
@@ -57,7 +58,7 @@ def make_batch_applier(
 async def run_ingest(settings: IngestSettings, ready: asyncio.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT (or the task is cancelled): drain, commit, return."""
     state = {"reason": "STARTING"}
-    pool = WorkerPool(settings.pool_workers or None)
+    pool = WorkerPool(settings.pool_workers or None, warm_up=load_models)
     app = web.Application(middlewares=[json_errors])
     secure_headers(app)
     add_health_routes(app, lambda: state["reason"] or pool.not_ready_reason)

@@ -15,6 +15,7 @@ from aiohttp import web
 from elasticsearch import AsyncElasticsearch
 from pydantic import TypeAdapter, ValidationError
 
+from lookalike_shared.analysis import load_models
 from lookalike_shared.contracts import ImageId
 from lookalike_shared.fetch import FetchError, ImageFetcher, policy_from
 from lookalike_shared.http import (
@@ -74,7 +75,9 @@ def init_app(settings: GatewaySettings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[POOL] = WorkerPool(
-        settings.pool_workers or None, start_timeout_seconds=settings.pool_start_timeout_seconds
+        settings.pool_workers or None,
+        start_timeout_seconds=settings.pool_start_timeout_seconds,
+        warm_up=load_models,  # the embedding model, in every worker, before the first query
     )
     app.cleanup_ctx.append(_backends)
     secure_headers(app, PAGE_CSP)

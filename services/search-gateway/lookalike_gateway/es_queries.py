@@ -186,7 +186,11 @@ class CatalogueSearch:
         """The stored look-alike vector of a catalogue image ([] if its document has none:
         indexed before the embedding); None if there is no such image."""
         try:
-            resp = await self.es.get(index=self.alias, id=image_id, source_includes=["embedding"])
+            resp = await self.es.get(
+                index=self.alias, id=image_id, source_includes=["embedding", "deleted"]
+            )
         except NotFoundError:
             return None
+        if not is_live(resp["_source"]):
+            return None  # a deletion marker: the image is gone
         return list(resp["_source"].get("embedding") or [])
