@@ -270,10 +270,13 @@ SOURCES: tuple[Source, ...] = (
 )
 
 
+MAX_PIXELS = 40_000_000  # a few clip-art masters are 170 MP: decoding one takes ~12 GB
+
+
 def usable(path: Path, min_side: int) -> bool:
     try:
         with Image.open(path) as im:
-            return min(im.size) >= min_side
+            return min(im.size) >= min_side and im.width * im.height <= MAX_PIXELS
     except Exception:
         return False
 

@@ -15,7 +15,8 @@ Per family, recall with its 95% Wilson interval, side by side for:
 
 - lookalike: the matcher's FingerprintIndex (score 0-100, with verification), at the score
   it ships as "duplicate" (index.DUPLICATE_SCORE);
-- pdq: PDQ (pdqhash), best of its 8 dihedral hashes, score = 256 - distance;
+- pdq: PDQ (pdqhash), best of its 8 dihedral hashes, score = 256 - distance, 0 where
+  either hash has PDQ quality under 50 (PDQ's own rule: a flat picture's hash says little);
 - phash: imagehash.phash, score = 64 - Hamming distance;
 
 each peer at its own threshold: over all families together (a deployed matcher cannot know
@@ -358,6 +359,12 @@ def peer_scores(indexed: list[Hashes], queries: list[Hashes]) -> dict[str, np.nd
     q_ph = np.array([h.phash for h in queries], dtype=np.uint64)
     phash = 64 - np.bitwise_count(q_ph[:, None] ^ o_ph[None, :]).astype(np.float32)
     pdq = 256 - pdq_distances(queries, indexed).astype(np.float32)
+    # PDQ's own rule: a hash of quality under 50 (a flat picture) is no evidence. Without it
+    # flat clip art and solar cells share near-identical hashes and no threshold keeps
+    # precision; pHash has no such measure and is left as it is.
+    q_ok = np.array([h.pdq_quality >= 50 for h in queries])
+    o_ok = np.array([h.pdq_quality >= 50 for h in indexed])
+    pdq[~(q_ok[:, None] & o_ok[None, :])] = 0
     return {"pdq": pdq, "phash": phash}
 
 
