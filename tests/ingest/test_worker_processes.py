@@ -37,10 +37,13 @@ async def test_worker_killed_mid_backlog_and_restarted_leaves_index_equal_to_cat
 ) -> None:
     settings = lookalike_settings
     await set_up(settings)
-    events = backlog(sample_catalogue[1], 2000)
+    # A backlog long enough to kill the worker in the middle of it, short enough that one
+    # worker process (fingerprint and embedding per image) gets through it well within the
+    # test's time limit on two loaded cores.
+    events = backlog(sample_catalogue[1], 1000)
     await publish(settings, events)
     worker = ingest_workers.start("first")
-    await wait_until(lambda: indexed_at_least(settings, 300), timeout=180, what="300 indexed")
+    await wait_until(lambda: indexed_at_least(settings, 150), timeout=180, what="150 indexed")
     worker.send_signal(signal.SIGKILL)  # no chance to finish, commit or say goodbye
     assert worker.wait(timeout=10) == -signal.SIGKILL
     assert len(es_ids(settings)) < len(events), "the backlog finished before the kill"
@@ -55,7 +58,9 @@ async def test_worker_killed_mid_backlog_and_restarted_leaves_index_equal_to_cat
         group = f"{group}-restarted"
         await commit_offsets(settings, group, committed)
     ingest_workers.start("restarted", group=group)
-    await wait_until(lambda: indexed_at_least(settings, len(events)), timeout=600, what="all 2000")
+    await wait_until(
+        lambda: indexed_at_least(settings, len(events)), timeout=600, what="the whole backlog"
+    )
     await assert_index_equals_catalogue(settings, events)
 
 
