@@ -204,17 +204,18 @@ def diagnose(indexed, queries, rows, source, family, base_found, args) -> None: 
             c["none"] += 1
             continue
         truth = source[rows[k]]
+        from lookalike_matcher import candidates
         from lookalike_matcher.appearance import QueryAppearance
-        from lookalike_matcher.index import SearchTrace
 
-        short = index._hash_stage(qfp, QueryAppearance.of(qfp), SearchTrace())
-        slots = {index._names.id_of(s) for s, *_ in short}
-        if str(truth) in slots:
+        names = index.state.names
+        short = candidates.by_hashes(index.state, qfp, QueryAppearance.of(qfp))
+        if str(truth) in {names.id_of(c.slot) for c in short}:
             c["hash"] += 1
             continue
         kp = Keypoints.from_text(qfp.keypoints) if qfp.keypoints else None
-        local = index._local_stage(kp, {s for s, *_ in short}) if kp is not None else []
-        if str(truth) in {index._names.id_of(s) for s, *_ in local}:
+        shortlisted = {c.slot for c in short}
+        local = candidates.by_keypoints(index.state, kp, shortlisted) if kp is not None else []
+        if str(truth) in {names.id_of(c.slot) for c in local}:
             c["local"] += 1
         else:
             c["none"] += 1
