@@ -209,13 +209,13 @@ def diagnose(indexed, queries, rows, source, family, base_found, args) -> None: 
 
         names = index.state.names
         short = candidates.by_hashes(index.state, qfp, QueryAppearance.of(qfp))
-        if str(truth) in {names.id_of(c.slot) for c in short}:
+        if str(truth) in {names.id_of(cand.slot) for cand in short}:
             c["hash"] += 1
             continue
         kp = Keypoints.from_text(qfp.keypoints) if qfp.keypoints else None
-        shortlisted = {c.slot for c in short}
+        shortlisted = {cand.slot for cand in short}
         local = candidates.by_keypoints(index.state, kp, shortlisted) if kp is not None else []
-        if str(truth) in {names.id_of(c.slot) for c in local}:
+        if str(truth) in {names.id_of(cand.slot) for cand in local}:
             c["local"] += 1
         else:
             c["none"] += 1
