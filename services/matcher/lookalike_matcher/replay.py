@@ -154,9 +154,12 @@ class FingerprintReplay:
         topic = self.settings.fingerprint_topic
         self.not_ready_reason = "TOPIC-MISSING"
         while True:
-            available = await self._partitions_of(topic)
-            if available:
-                break
+            # The consumer's list of topic names first: asking the broker about one topic by
+            # name could have it create the topic (auto.create.topics.enable), uncompacted.
+            if topic in await consumer.topics():
+                available = await self._partitions_of(topic)
+                if available:
+                    break
             await asyncio.sleep(1)  # the topic is created by set-up or ingest, in its time
         wanted = self.settings.matcher_partitions or available
         unknown = set(wanted) - set(available)
@@ -254,13 +257,11 @@ class FingerprintReplay:
         )
 
     async def _partitions_of(self, topic: str) -> list[int]:
-        """The topic's partitions, from fresh metadata ([] while the topic does not exist)."""
+        """The partitions of an existing topic, from fresh metadata."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
         await admin.start()
         try:
-            # Every topic's metadata: asking for this one by name could have the broker
-            # create it (auto.create.topics.enable), uncompacted.
-            described = await admin.describe_topics()
+            described = await admin.describe_topics([topic])  # it exists: nothing is created
         finally:
             await admin.close()
         return sorted(
