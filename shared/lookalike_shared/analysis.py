@@ -17,7 +17,7 @@ import numpy as np
 from .contracts import Fingerprint
 from .embedding import embedder
 from .fingerprint import FINGERPRINT_SIDE, fingerprint_decoded
-from .imaging import ImageRejected, decode_image
+from .imaging import decode_image, refused_if_our_code_fails
 
 
 @dataclass(frozen=True)
@@ -31,15 +31,9 @@ def analyse_bytes(data: bytes, query: bool = False) -> ImageAnalysis:
     """Decode once, fingerprint and embed; raises imaging.ImageRejected for anything
     unusable. `query` for an image to search with (fingerprint_decoded)."""
     decoded = decode_image(data, decode_side=FINGERPRINT_SIDE)
-    try:
+    with refused_if_our_code_fails():
         fingerprint = fingerprint_decoded(decoded, query)
         found = embedder().embed(np.asarray(decoded.image))
-    except Exception as exc:
-        # decode_image vouched for the pixels, so this is an image our own code cannot
-        # handle: refuse this one image rather than let it stop whoever asked.
-        raise ImageRejected(
-            "unprocessable_image", f"the image could not be fingerprinted ({type(exc).__name__})"
-        ) from exc
     return ImageAnalysis(
         fingerprint=fingerprint,
         embedding=[round(float(v), 5) for v in found.vector],

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageCms
 
 from .contracts import NAMED_COLORS, Box, Fingerprint, PaletteColor, RegionHash
-from .imaging import DecodedImage, ImageRejected, decode_image
+from .imaging import DecodedImage, decode_image, refused_if_our_code_fails
 
 Array = np.ndarray
 # Fingerprints run one per process in a pool sized to the cores; OpenCV's own threads on
@@ -86,14 +86,8 @@ def fingerprint_bytes(data: bytes, query: bool = False) -> Fingerprint:
     query's fingerprint also carries what only searching needs (turned_centre,
     unmarked_phash)."""
     decoded = decode_image(data, decode_side=FINGERPRINT_SIDE)
-    try:
+    with refused_if_our_code_fails():
         return fingerprint_decoded(decoded, query)
-    except Exception as exc:
-        # decode_image vouched for the pixels, so this is an image our own code cannot
-        # handle: refuse this one image rather than let it stop whoever asked.
-        raise ImageRejected(
-            "unprocessable_image", f"the image could not be fingerprinted ({type(exc).__name__})"
-        ) from exc
 
 
 def fingerprint_decoded(decoded: DecodedImage, query: bool = False) -> Fingerprint:

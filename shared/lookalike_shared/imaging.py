@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -46,6 +48,21 @@ class ImageRejected(ValueError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+@contextmanager
+def refused_if_our_code_fails() -> Iterator[None]:
+    """For work on pixels decode_image vouched for: anything else raised there is an image
+    our own code cannot handle, so refuse this one image (unprocessable_image) rather than
+    let it stop whoever asked."""
+    try:
+        yield
+    except ImageRejected:
+        raise
+    except Exception as exc:
+        raise ImageRejected(
+            "unprocessable_image", f"the image could not be fingerprinted ({type(exc).__name__})"
+        ) from exc
 
 
 @dataclass(frozen=True)
