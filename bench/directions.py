@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import cv2
 import faiss
@@ -61,17 +62,17 @@ def _strongest(found: list, desc: Array | None) -> tuple[Array, Array]:
 
 
 def orb512(data: bytes) -> tuple[Array, Array]:
-    orb = cv2.ORB_create(nfeatures=KEEP, fastThreshold=12, edgeThreshold=15, nlevels=8)
+    orb = cv2.ORB_create(nfeatures=KEEP, fastThreshold=12, edgeThreshold=15, nlevels=8)  # type: ignore[attr-defined]
     return _strongest(*orb.detectAndCompute(grey_at(data, 512), None))
 
 
 def akaze512(data: bytes) -> tuple[Array, Array]:
-    akaze = cv2.AKAZE_create(threshold=0.0005)
+    akaze = cv2.AKAZE_create(threshold=0.0005)  # type: ignore[attr-defined]
     return _strongest(*akaze.detectAndCompute(grey_at(data, 512), None))
 
 
 def sift512(data: bytes) -> tuple[Array, Array]:
-    sift = cv2.SIFT_create(nfeatures=KEEP)
+    sift = cv2.SIFT_create(nfeatures=KEEP)  # type: ignore[attr-defined]
     xy, d = _strongest(*sift.detectAndCompute(grey_at(data, 512), None))
     if len(d) and d.dtype != np.float32:
         d = d.astype(np.float32)
@@ -196,6 +197,7 @@ def diagnose(indexed, queries, rows, source, family, base_found, args) -> None: 
         if fp is not None:
             index.upsert(str(i), 1, fp)
     counts: dict[str, dict[str, int]] = {}
+    qfp: Any
     for k, qfp in zip(missed, qfps, strict=True):
         f = str(family[rows[k]])
         c = counts.setdefault(f, {"missed": 0, "hash": 0, "local": 0, "none": 0})
@@ -227,7 +229,7 @@ def diagnose(indexed, queries, rows, source, family, base_found, args) -> None: 
         )
 
 
-def subset(kept: dict, distractors: int) -> dict:  # type: ignore[type-arg]
+def subset(kept: dict, distractors: int) -> dict:
     """Every original, and only the first `distractors` of the other indexed pictures."""
     if not distractors:
         return kept
@@ -279,7 +281,7 @@ def main() -> None:
     print_table(table, family[rows], source[rows])
 
 
-def run_feature(name, indexed, queries, rows, source, excluded, base_found, args):  # type: ignore[no-untyped-def]
+def run_feature(name, indexed, queries, rows, source, excluded, base_found, args):
     binary = FEATURES[name][1]
     started = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:

@@ -149,7 +149,7 @@ async def index_synthetic(es_url: str, count: int, seed: int = 7) -> None:
 
     def doc(i: int) -> dict[str, Any]:
         vector = [rng.gauss(0, 1) for _ in range(EMBEDDING_DIMS)]
-        palette = [
+        palette: list[dict[str, Any]] = [
             {"hex": "#" + bytes(rng.randrange(256) for _ in range(3)).hex(), "weight": w}
             for w in (0.4, 0.2, 0.1)
         ]
@@ -242,7 +242,7 @@ async def time_backends(stack: Stack, queries: list[bytes], reps: int) -> dict[s
             await catalogue.keyword(params, 100)  # as deep as the look-alikes it re-ranks
             total += note("es_keyword", t)
             times.setdefault("one after the other", []).append(total)
-    pool.shutdown()
+    await pool.close()
     return times
 
 

@@ -58,7 +58,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bulk_load import bulk_add, merge
-from robustness import FAMILIES, package_images
+from datasets import package_samples
+from robustness import FAMILIES
 
 from lookalike_matcher import candidates as index_module
 from lookalike_matcher.allocator import fix_mmap_threshold
@@ -83,7 +84,7 @@ def percentile(values: list[float], q: float) -> float:
 def real_fingerprints() -> tuple[list[Fingerprint], list[tuple[int, Fingerprint]]]:
     """(fingerprints of the originals, (original number, query fingerprint) pairs)."""
     originals, queries = [], []
-    for i, path in enumerate(package_images()):
+    for i, path in enumerate(package_samples()):
         data = path.read_bytes()
         originals.append(fingerprint_bytes(data))
         with Image.open(io.BytesIO(data)) as im:

@@ -41,7 +41,7 @@ import pickle
 import random
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,12 +170,14 @@ def tilt(im: Image.Image, rng: random.Random) -> Image.Image:
         dst = [(pad, pad + k), (pad + w, pad), (pad + w, pad + h), (pad, pad + h - k)]
     coeffs = _perspective_coeffs(dst, src)
     bg = Image.new("RGB", canvas.size, (128, 126, 120))
-    warped = canvas.transform(canvas.size, Image.Transform.PERSPECTIVE, coeffs, Image.BILINEAR)
+    warped = canvas.transform(
+        canvas.size, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR
+    )
     mask = Image.new("L", im.size, 255)
     mask_canvas = Image.new("L", canvas.size, 0)
     mask_canvas.paste(mask, (pad, pad))
     mask_warp = mask_canvas.transform(
-        canvas.size, Image.Transform.PERSPECTIVE, coeffs, Image.BILINEAR
+        canvas.size, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR
     )
     return Image.composite(warped, bg, mask_warp).filter(ImageFilter.GaussianBlur(0.6))
 
@@ -187,7 +189,7 @@ def combined(im: Image.Image, rng: random.Random) -> Image.Image:
 
 
 def _perspective_coeffs(
-    dst: list[tuple[float, float]], src: list[tuple[float, float]]
+    dst: Sequence[tuple[float, float]], src: Sequence[tuple[float, float]]
 ) -> list[float]:
     rows = []
     for (x, y), (u, v) in zip(dst, src, strict=True):
@@ -445,7 +447,7 @@ def hash_everything(
             (p.name, data, p.role) for p, (data, _) in zip(pictures, prepared, strict=True)
         ]
         originals += [(name, data, "original") for name, data in synthetic]
-        hashes = [h for _, h in prepared] + list(pool.map(hash_all, [d for _, d, _ in synthetic]))
+        hashes = [h for _, h in prepared] + list(pool.map(hash_all, [d for _, d in synthetic]))
         indexed = [i for i, (_, _, role) in enumerate(originals) if role != "unindexed"]
         position = {i: k for k, i in enumerate(indexed)}
         queried = [i for i, (_, _, role) in enumerate(originals) if role != "distractor"]

@@ -103,5 +103,10 @@ echo "[lookalike] ruff format --check"
 ruff format --check .
 echo "[lookalike] mypy shared/ services/"
 mypy shared/ services/
+# The benchmarks are scripts, typed loosely, but a call to an API that changed under them
+# (a renamed function, a removed method) must fail here, not at the next measurement.
+echo "[lookalike] mypy bench/"
+mypy --allow-untyped-defs --allow-untyped-calls --allow-any-generics --no-warn-return-any \
+  --disable-error-code var-annotated bench/
 echo "[lookalike] pytest"
 python -m pytest "$@"
