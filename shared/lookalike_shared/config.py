@@ -19,6 +19,15 @@ class CommonSettings(BaseSettings):
         description="Idempotent producers (a retried send is written once); turn off only "
         "for a Kafka-protocol broker that refuses them.",
     )
+    kafka_idle_rest_ms: int = Field(
+        0,
+        ge=0,
+        le=5000,
+        description="After a poll that found nothing, stop fetching for this long. 0 for "
+        "Kafka, which holds an empty fetch open itself (fetch.max.wait.ms); the local stack "
+        "sets it for the embedded stand-in, which answers an empty fetch at once, so that an "
+        "idle consumer would otherwise keep a core busy.",
+    )
     es_url: str = Field("http://127.0.0.1:9200", description="Elasticsearch base URL.")
     catalogue_topic: str = Field("catalogue.images", description="Catalogue change events.")
     fingerprint_topic: str = Field(

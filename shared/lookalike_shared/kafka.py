@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
@@ -75,3 +75,31 @@ def make_producer(settings: CommonSettings, **overrides: object) -> AIOKafkaProd
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)
+
+
+# How long a poll waits for records while idle rests are on: the stand-in answers at once.
+_RESTING_POLL_MS = 50
+
+
+async def poll(
+    consumer: AIOKafkaConsumer, timeout_ms: int, max_records: int | None, idle_rest_ms: int
+) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+    """consumer.getmany, and after an empty answer, with idle_rest_ms, no fetching for that
+    long (the assigned partitions paused, then resumed: nothing is skipped). A broker that
+    answers an empty fetch at once, without waiting as Kafka does, otherwise makes aiokafka's
+    fetcher ask again and again while there is nothing to read."""
+    if idle_rest_ms:
+        timeout_ms = min(timeout_ms, _RESTING_POLL_MS)
+    batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = await consumer.getmany(
+        timeout_ms=timeout_ms, max_records=max_records
+    )
+    if not idle_rest_ms:
+        return batch
+    if not batch:
+        consumer.pause(*consumer.assignment())
+        try:
+            await asyncio.sleep(idle_rest_ms / 1000)
+        finally:
+            # Only what is still ours: a rebalance during the rest may have moved partitions.
+            consumer.resume(*consumer.paused())
+    return batch

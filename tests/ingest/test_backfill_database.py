@@ -61,6 +61,7 @@ def env_for(settings: CommonSettings) -> dict[str, str]:
     return {
         "LOOKALIKE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "LOOKALIKE_KAFKA_IDEMPOTENCE": str(settings.kafka_idempotence).lower(),
+        "LOOKALIKE_KAFKA_IDLE_REST_MS": str(settings.kafka_idle_rest_ms),
         "LOOKALIKE_ES_URL": settings.es_url,
         "LOOKALIKE_CATALOGUE_TOPIC": settings.catalogue_topic,
         "LOOKALIKE_ES_ALIAS": settings.es_alias,

@@ -189,6 +189,9 @@ def _start_services(
     common = {
         "LOOKALIKE_KAFKA_BOOTSTRAP": backends.kafka_bootstrap,
         "LOOKALIKE_ES_URL": backends.es_url,
+        "LOOKALIKE_KAFKA_IDLE_REST_MS": os.environ.get(
+            "LOOKALIKE_KAFKA_IDLE_REST_MS", str(backends.idle_rest_ms)
+        ),
         "LOOKALIKE_BIND_HOST": "127.0.0.1",
         "LOOKALIKE_FILE_ROOT": str(data_dir / "catalogue"),
         "LOOKALIKE_MATCHER_DATA_DIR": str(data_dir / "matcher"),

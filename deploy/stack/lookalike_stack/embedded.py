@@ -16,11 +16,20 @@ from .processes import (
     wait_for_port,
 )
 
+STAND_IN_IDLE_REST_MS = 500  # an event may wait this long after a quiet spell
+
 
 @dataclass(frozen=True)
 class Backends:
     kafka_bootstrap: str
     es_url: str
+    # Kafka holds an empty fetch open until data comes (fetch.max.wait.ms); the stand-in
+    # answers at once, so its consumers are told to rest when idle (kafka_idle_rest_ms).
+    kafka_waits_on_empty_fetch: bool = True
+
+    @property
+    def idle_rest_ms(self) -> int:
+        return 0 if self.kafka_waits_on_empty_fetch else STAND_IN_IDLE_REST_MS
 
 
 def noida_binary() -> str:
@@ -117,4 +126,6 @@ def start_embedded(
     except StackError as exc:
         raise StackError(f"{exc}; last lines of {child.log_path}:\n{child.tail()}") from exc
     child.ready, child.ready_check = True, functools.partial(ports_open, kafka_port, es_port)
-    return Backends(f"127.0.0.1:{kafka_port}", f"http://127.0.0.1:{es_port}")
+    return Backends(
+        f"127.0.0.1:{kafka_port}", f"http://127.0.0.1:{es_port}", kafka_waits_on_empty_fetch=False
+    )

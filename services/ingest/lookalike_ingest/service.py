@@ -92,7 +92,9 @@ async def run_ingest(settings: IngestSettings, ready: asyncio.Event | None = Non
             max_poll_interval_ms=600_000,
         )
         batches = make_batch_applier(settings, es, producer, fetcher, pool)
-        worker = IngestWorker(consumer, batches, settings.batch_max_records)
+        worker = IngestWorker(
+            consumer, batches, settings.batch_max_records, idle_rest_ms=settings.kafka_idle_rest_ms
+        )
         consumer.subscribe([settings.catalogue_topic], listener=worker.rebalance_listener)
         await consumer.start()
         stack.push_async_callback(consumer.stop)

@@ -16,6 +16,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
+from lookalike_shared import kafka
+
 from . import metrics
 from .batch import BatchApplier
 
@@ -43,8 +45,10 @@ class IngestWorker:
         batches: BatchApplier,
         batch_max_records: int,
         revoke_grace_seconds: float = 5.0,
+        idle_rest_ms: int = 0,
     ) -> None:
         self.consumer = consumer
+        self.idle_rest_ms = idle_rest_ms
         self.batches = batches
         self.batch_max_records = batch_max_records
         self._batch_task: asyncio.Future[None] | None = None
@@ -81,7 +85,7 @@ class IngestWorker:
     async def run(self) -> None:
         while not self._stopping.is_set():
             poll = asyncio.ensure_future(
-                self.consumer.getmany(timeout_ms=1000, max_records=self.batch_max_records)
+                kafka.poll(self.consumer, 1000, self.batch_max_records, self.idle_rest_ms)
             )
             stop = asyncio.ensure_future(self._stopping.wait())
             await asyncio.wait({poll, stop}, return_when=asyncio.FIRST_COMPLETED)

@@ -32,6 +32,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import ValidationError
 
 from lookalike_shared.contracts import VERSION_HEADER, FingerprintRecord
+from lookalike_shared.kafka import poll
 
 from . import metrics
 from .allocator import release_free_memory
@@ -116,7 +117,7 @@ class FingerprintReplay:
             self.not_ready_reason = "INDEX-CATCHING-UP"
             self.index.catching_up(True)
             while True:
-                batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+                batch = await poll(consumer, 500, 5000, self.settings.kafka_idle_rest_ms)
                 if batch:
                     # In a thread: a table merge takes a while at millions of images, and the
                     # event loop keeps answering searches meanwhile.
