@@ -249,6 +249,9 @@ async def thumbnail(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     cache = request.app[THUMBNAILS]
     version = int(doc.get("version", 0))
+    headers = {"Cache-Control": "public, max-age=3600", "ETag": f'"{image_id}-{version}"'}
+    if _matches_etag(request.headers.get("If-None-Match"), headers["ETag"]):
+        return web.Response(status=304, headers=headers)  # the browser's copy is current
     body = cache.get(image_id, version)
     if body is None:
         try:
@@ -260,8 +263,12 @@ async def thumbnail(request: web.Request) -> web.Response:
                 extra={"image_id": image_id, "code": exc.code, "detail": str(exc)},
             )
             return error_response(502, exc.code, "the catalogue image cannot be shown")
-    return web.Response(
-        body=body,
-        content_type="image/jpeg",
-        headers={"Cache-Control": "public, max-age=3600", "ETag": f'"{image_id}-{version}"'},
-    )
+    return web.Response(body=body, content_type="image/jpeg", headers=headers)
+
+
+def _matches_etag(if_none_match: str | None, etag: str) -> bool:
+    """If-None-Match holds `*` or a list of entity tags, weak ones (W/"...") included."""
+    if not if_none_match:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags

@@ -173,7 +173,12 @@ def openapi_document() -> dict[str, Any]:
                         }
                     ],
                     "responses": {
-                        "200": {"description": "JPEG", "content": {"image/jpeg": {}}},
+                        "200": {
+                            "description": "JPEG, with an ETag that changes with the "
+                            "image's version.",
+                            "content": {"image/jpeg": {}},
+                        },
+                        "304": {"description": "`If-None-Match` names the current ETag."},
                         "400": _error("`image_id` does not match the id pattern."),
                         "404": _error("No such catalogue image."),
                         "502": _error("The catalogue's image cannot be fetched or decoded."),
