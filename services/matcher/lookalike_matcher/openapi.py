@@ -42,6 +42,24 @@ def _plain(description: str) -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "lookalike matcher",
+            "version": "1",
+            "description": "Finds the catalogue images a query image shows, through crops, "
+            "frames, flips, turns and recolouring.",
+        },
+        "paths": {
+            "/v1/search": {"post": _search_operation()},
+            "/v1/images/{image_id}": {"get": _image_operation()},
+            **_service_paths(),
+        },
+        "components": {"schemas": _schemas()},
+    }
+
+
+def _schemas() -> dict[str, Any]:
     models: list[type[BaseModel]] = [
         MatcherSearchRequest,
         MatcherSearchResponse,
@@ -53,6 +71,44 @@ def openapi_document() -> dict[str, Any]:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
+    return schemas
+
+
+def _search_operation() -> dict[str, Any]:
+    upload = {
+        "type": "object",
+        "required": ["image"],
+        "properties": {
+            "image": {"type": "string", "format": "binary"},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 200},
+        },
+    }
+    return {
+        "summary": "Search by a fingerprint or a catalogue image id (JSON: `fingerprint` or "
+        "`image_id`, which 404s if this matcher does not hold it) or by an image (multipart).",
+        "description": f"A JSON body is at most {MAX_JSON_DEPTH} levels deep with "
+        f"{MAX_JSON_VALUES} values; a form at most {MAX_UPLOAD_PARTS} fields; the body arrives "
+        "within LOOKALIKE_BODY_TIMEOUT_SECONDS of the headers (else 408).",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _ref("MatcherSearchRequest")},
+                "multipart/form-data": {"schema": upload},
+            },
+        },
+        "responses": {
+            "200": _json(_ref("MatcherSearchResponse"), "Matches, best first."),
+            "400": _error("Invalid request; `field` names what is wrong."),
+            "408": _error("The body did not arrive within the deadline."),
+            "413": _error("Request or image too large, or too many form fields."),
+            "415": _error("Neither JSON nor multipart."),
+            "422": _error("The upload is not an image we accept."),
+            "503": _error("No worker process can fingerprint an upload now."),
+        },
+    }
+
+
+def _image_operation() -> dict[str, Any]:
     image_id = {
         "name": "image_id",
         "in": "path",
@@ -60,94 +116,46 @@ def openapi_document() -> dict[str, Any]:
         "schema": TypeAdapter(ImageId).json_schema(),
     }
     return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "lookalike matcher",
-            "version": "1",
-            "description": "Finds the catalogue images a query image shows, through crops, "
-            "frames, flips, turns and recolouring.",
+        "summary": "What the index holds for one image.",
+        "parameters": [image_id],
+        "responses": {
+            "200": _json({"type": "object"}, "The indexed image."),
+            "400": _error("Not an image id."),
+            "404": _error("Not in this matcher."),
         },
-        "paths": {
-            "/v1/search": {
-                "post": {
-                    "summary": "Search by a fingerprint or a catalogue image id (JSON: "
-                    "`fingerprint` or `image_id`, which 404s if this matcher does not hold it) "
-                    "or by an image (multipart).",
-                    "description": f"A JSON body is at most {MAX_JSON_DEPTH} levels deep with "
-                    f"{MAX_JSON_VALUES} values; a form at most {MAX_UPLOAD_PARTS} fields; the "
-                    "body arrives within LOOKALIKE_BODY_TIMEOUT_SECONDS of the headers (else "
-                    "408).",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {"schema": _ref("MatcherSearchRequest")},
-                            "multipart/form-data": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["image"],
-                                    "properties": {
-                                        "image": {"type": "string", "format": "binary"},
-                                        "limit": {"type": "integer", "minimum": 1, "maximum": 200},
-                                    },
-                                }
-                            },
-                        },
-                    },
-                    "responses": {
-                        "200": _json(_ref("MatcherSearchResponse"), "Matches, best first."),
-                        "400": _error("Invalid request; `field` names what is wrong."),
-                        "408": _error("The body did not arrive within the deadline."),
-                        "413": _error("Request or image too large, or too many form fields."),
-                        "415": _error("Neither JSON nor multipart."),
-                        "422": _error("The upload is not an image we accept."),
-                        "503": _error("No worker process can fingerprint an upload now."),
-                    },
-                }
-            },
-            "/v1/images/{image_id}": {
-                "get": {
-                    "summary": "What the index holds for one image.",
-                    "parameters": [image_id],
-                    "responses": {
-                        "200": _json({"type": "object"}, "The indexed image."),
-                        "400": _error("Not an image id."),
-                        "404": _error("Not in this matcher."),
-                    },
-                }
-            },
-            "/v1/stats": {
-                "get": {
-                    "summary": "Index size and readiness.",
-                    "responses": {"200": _json(_ref("MatcherStats"), "Statistics.")},
-                }
-            },
-            "/livez": {"get": {"summary": "Liveness.", "responses": {"200": _plain("Alive.")}}},
-            "/readyz": {
-                "get": {
-                    "summary": "Ready once the index is loaded and caught up with the topic.",
-                    "responses": {
-                        "200": _plain("Ready."),
-                        "503": _plain("Not ready; `reason` says why."),
-                    },
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics.",
-                    "responses": {
-                        "200": {
-                            "description": "Text exposition format.",
-                            "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
-                    },
-                }
-            },
-            "/openapi.json": {
-                "get": {
-                    "summary": "This document.",
-                    "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1.")},
-                }
-            },
+    }
+
+
+def _service_paths() -> dict[str, Any]:
+    """Health, metrics and this document: what every service answers."""
+    text = {"text/plain": {"schema": {"type": "string"}}}
+    return {
+        "/v1/stats": {
+            "get": {
+                "summary": "Index size and readiness.",
+                "responses": {"200": _json(_ref("MatcherStats"), "Statistics.")},
+            }
         },
-        "components": {"schemas": schemas},
+        "/livez": {"get": {"summary": "Liveness.", "responses": {"200": _plain("Alive.")}}},
+        "/readyz": {
+            "get": {
+                "summary": "Ready once the index is loaded and caught up with the topic.",
+                "responses": {
+                    "200": _plain("Ready."),
+                    "503": _plain("Not ready; `reason` says why."),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics.",
+                "responses": {"200": {"description": "Text exposition format.", "content": text}},
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document.",
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1.")},
+            }
+        },
     }
