@@ -55,37 +55,24 @@ def _error(description: str) -> dict[str, Any]:
     }
 
 
+def _with_image(image: dict[str, Any]) -> dict[str, Any]:
+    """The search parameters plus an `image` field of the given schema."""
+    image_field = {"type": "object", "properties": {"image": image}}
+    return {"allOf": [{"$ref": _REF.format(model="SearchParams")}, image_field]}
+
+
 def _search_operation() -> dict[str, Any]:
     params_ref = {"$ref": _REF.format(model="SearchParams")}
-    upload = {
-        "allOf": [
-            params_ref,
-            {
-                "type": "object",
-                "properties": {
-                    "image": {
-                        "type": "string",
-                        "format": "binary",
-                        "description": "The query image; its type is sniffed, not trusted.",
-                    }
-                },
-            },
-        ]
-    }
-    pasted = {
-        "allOf": [
-            params_ref,
-            {
-                "type": "object",
-                "properties": {
-                    "image": {
-                        "type": "string",
-                        "description": "A pasted image as a data: URL or plain base64.",
-                    }
-                },
-            },
-        ]
-    }
+    upload = _with_image(
+        {
+            "type": "string",
+            "format": "binary",
+            "description": "The query image; its type is sniffed, not trusted.",
+        }
+    )
+    pasted = _with_image(
+        {"type": "string", "description": "A pasted image as a data: URL or plain base64."}
+    )
     return {
         "operationId": "search",
         "summary": "Search by image, words and filters; the answer streams as NDJSON.",
@@ -148,6 +135,49 @@ def _health(summary: str, content_type: str = "application/json") -> dict[str, A
     }
 
 
+_IMAGE_ID_PARAMETER = {
+    "name": "image_id",
+    "in": "path",
+    "required": True,
+    "schema": IMAGE_ID_SCHEMA,
+}
+
+
+def _thumbnail_operation() -> dict[str, Any]:
+    return {
+        "operationId": "thumbnail",
+        "summary": "A small JPEG preview of a catalogue image.",
+        "parameters": [_IMAGE_ID_PARAMETER],
+        "responses": {
+            "200": {
+                "description": "JPEG, with an ETag that changes with the image's version.",
+                "content": {"image/jpeg": {}},
+            },
+            "304": {"description": "`If-None-Match` names the current ETag."},
+            "400": _error("`image_id` does not match the id pattern."),
+            "404": _error("No such catalogue image."),
+            "502": _error("The catalogue's image cannot be fetched or decoded."),
+            "503": _error("The catalogue is unavailable, or no worker process can render."),
+        },
+    }
+
+
+def _colors_operation() -> dict[str, Any]:
+    return {
+        "operationId": "imageColors",
+        "summary": "A catalogue image's palette: its main colours and the share of the image "
+        "each covers (0-1), plus its named colours. The palette can be sent back as "
+        "`palette` (weights as percentages) to search by it.",
+        "parameters": [_IMAGE_ID_PARAMETER],
+        "responses": {
+            "200": {"description": "The palette", "content": {"application/json": {}}},
+            "400": _error("`image_id` does not match the id pattern."),
+            "404": _error("No such catalogue image."),
+            "503": _error("The catalogue is unavailable."),
+        },
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     readyz = _health("Ready to search; 503 with a reason until then.")
     readyz["get"]["responses"]["503"] = {"description": "Not ready, with a `reason`."}
@@ -160,55 +190,8 @@ def openapi_document() -> dict[str, Any]:
         },
         "paths": {
             "/v1/search": {"post": _search_operation()},
-            "/v1/images/{image_id}/thumbnail": {
-                "get": {
-                    "operationId": "thumbnail",
-                    "summary": "A small JPEG preview of a catalogue image.",
-                    "parameters": [
-                        {
-                            "name": "image_id",
-                            "in": "path",
-                            "required": True,
-                            "schema": IMAGE_ID_SCHEMA,
-                        }
-                    ],
-                    "responses": {
-                        "200": {
-                            "description": "JPEG, with an ETag that changes with the "
-                            "image's version.",
-                            "content": {"image/jpeg": {}},
-                        },
-                        "304": {"description": "`If-None-Match` names the current ETag."},
-                        "400": _error("`image_id` does not match the id pattern."),
-                        "404": _error("No such catalogue image."),
-                        "502": _error("The catalogue's image cannot be fetched or decoded."),
-                        "503": _error(
-                            "The catalogue is unavailable, or no worker process can render."
-                        ),
-                    },
-                }
-            },
-            "/v1/images/{image_id}/colors": {
-                "get": {
-                    "operationId": "imageColors",
-                    "summary": "A catalogue image's palette: its main colours and the share "
-                    "of the image each covers (0-1), plus its named colours. The palette "
-                    "can be sent back as `palette` (weights as percentages) to search by it.",
-                    "parameters": [
-                        {
-                            "name": "image_id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        }
-                    ],
-                    "responses": {
-                        "200": {"description": "The palette", "content": {"application/json": {}}},
-                        "404": _error("No such catalogue image."),
-                        "503": _error("The catalogue is unavailable."),
-                    },
-                }
-            },
+            "/v1/images/{image_id}/thumbnail": {"get": _thumbnail_operation()},
+            "/v1/images/{image_id}/colors": {"get": _colors_operation()},
             "/": _health("The search page.", "text/html"),
             "/static/{filename}": {
                 "get": {

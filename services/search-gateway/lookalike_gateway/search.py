@@ -60,6 +60,12 @@ class ImageQuery:
     image_id: str | None = None  # "more like this"
 
 
+NO_VECTOR_YET = (
+    "this image has no look-alike vector yet (indexed before the embedding): "
+    "showing the same artwork only"
+)
+
+
 class BackendFailed(Exception):
     def __init__(self, backend: str, message: str) -> None:
         super().__init__(message)
@@ -187,19 +193,14 @@ class SearchService:
                 # A stranger's URL: never a file on our disks, whatever the file root.
                 data = await self.fetcher.fetch(params.image_url, allow_files=False)
             except FetchError as exc:
-                status = 422 if exc.code in ("fetch_not_found", "image_too_large") else 400
-                if exc.transient:
-                    status = 502
-                raise BadRequest(exc.code, str(exc), "image_url", status) from exc
+                raise _url_refused(exc) from exc
         if data is None:
             return None
         started = time.perf_counter()
         try:
             analysis = await analyse_in_pool(self.pool, data, query=True)
         except ImageRejected as exc:
-            status = 413 if exc.code in ("image_too_large", "decompression_bomb") else 422
-            field = "image_url" if params.image_url else "image"
-            raise BadRequest(exc.code, str(exc), field, status) from exc
+            raise _image_refused(exc, "image_url" if params.image_url else "image") from exc
         finally:
             _finished("fingerprint", started)
         return ImageQuery(
@@ -217,17 +218,45 @@ class SearchService:
         # for this page; one more tells whether a next page exists, and one more again makes
         # up for "more like this" leaving out the query image itself.
         want = offset + limit + 1 + (1 if params.image_id else 0)
+        warnings: list[str] = []
+        # Elasticsearch's searches give the duplicates a head start: the cheap lookup that
+        # hydrates the matcher's duplicates is sent before them, so it does not queue behind
+        # two searches on a busy cluster (or behind the stand-in's full scans).
+        duplicates_ready = asyncio.Event()
+        tasks = self._start_calls(params, query, want, duplicates_ready, warnings)
+        page = _Page(offset, limit, leave_out=params.image_id)
+        try:
+            try:
+                async for line in self._groups(page, params, tasks, duplicates_ready, warnings):
+                    yield line
+            except Exception:
+                # Lines are out already, so no error status is possible: end the stream
+                # properly and say the answer is incomplete, rather than cut it off.
+                log.exception("search failed part-way")
+                warnings.append("the search failed part-way; the answer is incomplete")
+                metrics.WARNINGS.labels("gateway").inc()
+            yield _done_line(page, timeline, warnings).model_dump()
+        finally:
+            for task in tasks.values():
+                task.cancel()
+
+    def _start_calls(
+        self,
+        params: SearchParams,
+        query: ImageQuery | None,
+        want: int,
+        duplicates_ready: asyncio.Event,
+        warnings: list[str],
+    ) -> dict[str, asyncio.Task[Any]]:
+        """The backend calls of one search, started at once: the matcher for an image, the
+        look-alike kNN for an image with a vector, the keyword search for words, a palette
+        or filters alone. Elasticsearch's wait for `duplicates_ready` (or the head start)."""
         # Words (or a palette) re-rank the image groups, which moves hits forward from deep
         # in a backend's ranking: fetch those groups to a fixed depth so every page re-ranks
         # the same list.
         image_depth = max(want, RERANK_DEPTH) if params.q or params.palette else want
         es_timeout = self.settings.es_timeout_seconds
         tasks: dict[str, asyncio.Task[Any]] = {}
-        warnings: list[str] = []
-        # Elasticsearch's searches give the duplicates a head start: the cheap lookup that
-        # hydrates the matcher's duplicates is sent before them, so it does not queue behind
-        # two searches on a busy cluster (or behind the stand-in's full scans).
-        duplicates_ready = asyncio.Event()
         if query is not None:
             depth = min(image_depth, MATCHER_MAX_LIMIT)
             lookup = (
@@ -253,72 +282,51 @@ class SearchService:
                 )
             )
         elif query is not None:
-            warnings.append(
-                "this image has no look-alike vector yet (indexed before the embedding): "
-                "showing the same artwork only"
-            )
+            warnings.append(NO_VECTOR_YET)
         if params.q or params.palette or query is None:
+            # With an image too, the keyword hits also re-rank the look-alikes, so fetch as
+            # deep as those are fetched.
+            keyword_depth = image_depth if query else want
             tasks["es_keyword"] = asyncio.create_task(
-                # With an image too, the keyword hits also re-rank the look-alikes, so fetch
-                # as deep as those are fetched.
                 self._after(
                     duplicates_ready,
                     lambda: timed(
                         "es_keyword",
-                        self._in_turn(
-                            lambda: self.catalogue.keyword(params, image_depth if query else want)
-                        ),
+                        self._in_turn(lambda: self.catalogue.keyword(params, keyword_depth)),
                         es_timeout,
                     ),
                 )
             )
-        page = _Page(offset, limit, leave_out=params.image_id)
+        return tasks
+
+    async def _groups(
+        self,
+        page: _Page,
+        params: SearchParams,
+        tasks: dict[str, asyncio.Task[Any]],
+        duplicates_ready: asyncio.Event,
+        warnings: list[str],
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """The page's result lines, group by group as each backend answers: the same
+        artwork, then look-alikes, then keyword hits."""
         near: list[MatcherMatch] = []
-        try:
+        if "matcher" in tasks:
             try:
-                if "matcher" in tasks:
-                    try:
-                        duplicates, near = await self._duplicate_group(params, tasks, warnings)
-                    finally:
-                        duplicates_ready.set()
-                    async for line in page.add(duplicates):
-                        yield line
-                if "es_similar" in tasks or near:
-                    similar = await self._similar_group(params, tasks, near, warnings)
-                    async for line in page.add(similar):
-                        yield line
-                if "es_keyword" in tasks:
-                    keyword: KeywordAnswer | None = await self._result(
-                        tasks, "es_keyword", warnings
-                    )
-                    if keyword is not None:
-                        async for line in page.add(_keyword_hits(keyword, params)):
-                            yield line
-                        page.count_unfetched(keyword)
-            except Exception:
-                # Lines are out already, so no error status is possible: end the stream
-                # properly and say the answer is incomplete, rather than cut it off.
-                log.exception("search failed part-way")
-                warnings.append("the search failed part-way; the answer is incomplete")
-                metrics.WARNINGS.labels("gateway").inc()
-            timeline.first_hit = page.first_hit
-            done = DoneLine(
-                took_ms=round((time.perf_counter() - timeline.started) * 1000, 1),
-                total=page.total,
-                facets=page.facets(),
-                warnings=warnings,
-                next_cursor=(
-                    encode_cursor(offset + limit)
-                    if page.total > offset + limit and offset + limit <= MAX_OFFSET
-                    else None
-                ),
-                totals=MatchTotals(**page.by_match),
-                timings_ms=timeline.summary(),
-            )
-            yield done.model_dump()
-        finally:
-            for task in tasks.values():
-                task.cancel()
+                duplicates, near = await self._duplicate_group(params, tasks, warnings)
+            finally:
+                duplicates_ready.set()
+            async for line in page.add(duplicates):
+                yield line
+        if "es_similar" in tasks or near:
+            similar = await self._similar_group(params, tasks, near, warnings)
+            async for line in page.add(similar):
+                yield line
+        if "es_keyword" in tasks:
+            keyword: KeywordAnswer | None = await self._result(tasks, "es_keyword", warnings)
+            if keyword is not None:
+                async for line in page.add(_keyword_hits(keyword, params)):
+                    yield line
+                page.count_unfetched(keyword)
 
     async def _in_turn(self, search: Callable[[], Awaitable[T]]) -> T:
         async with self._search_slots:
@@ -538,3 +546,28 @@ class _Page:
             field: [{"value": v, "count": c} for v, c in counts.most_common(20)]
             for field, counts in self.counts.items()
         }
+
+
+def _url_refused(exc: FetchError) -> BadRequest:
+    status = 422 if exc.code in ("fetch_not_found", "image_too_large") else 400
+    return BadRequest(exc.code, str(exc), "image_url", 502 if exc.transient else status)
+
+
+def _image_refused(exc: ImageRejected, field: str) -> BadRequest:
+    status = 413 if exc.code in ("image_too_large", "decompression_bomb") else 422
+    return BadRequest(exc.code, str(exc), field, status)
+
+
+def _done_line(page: _Page, timeline: Timeline, warnings: list[str]) -> DoneLine:
+    """The stream's last line: totals, facets, warnings, the next page's cursor, timings."""
+    timeline.first_hit = page.first_hit
+    end = page.offset + page.limit
+    return DoneLine(
+        took_ms=round((time.perf_counter() - timeline.started) * 1000, 1),
+        total=page.total,
+        facets=page.facets(),
+        warnings=warnings,
+        next_cursor=encode_cursor(end) if page.total > end and end <= MAX_OFFSET else None,
+        totals=MatchTotals(**page.by_match),
+        timings_ms=timeline.summary(),
+    )
