@@ -239,6 +239,11 @@ class FingerprintRecord(BaseModel):
 # --- matcher API -------------------------------------------------------------------------
 
 
+# The most matches one matcher search answers: the contract, the upload form and the
+# gateway's deepest request all use this one number.
+MATCHER_MAX_LIMIT = 200
+
+
 class MatcherSearchRequest(BaseModel):
     """Search with a fingerprint, or with a catalogue image id (the matcher then builds the
     query from what it holds for that image: "more like this")."""
@@ -247,7 +252,7 @@ class MatcherSearchRequest(BaseModel):
 
     fingerprint: Fingerprint | None = None
     image_id: ImageId | None = None
-    limit: int = Field(20, ge=1, le=200)
+    limit: int = Field(20, ge=1, le=MATCHER_MAX_LIMIT)
     include_similar: bool = True
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ from aiohttp import BodyPartReader, web
 from pydantic import TypeAdapter, ValidationError
 
 from lookalike_shared.contracts import (
+    MATCHER_MAX_LIMIT,
     ImageId,
     MatcherSearchRequest,
     MatcherSearchResponse,
@@ -194,8 +195,10 @@ async def _read_upload(request: web.Request) -> tuple[bytes | None, int] | web.R
         elif part.name == "limit":
             text = await _short_text(part)
             # isascii: str.isdigit also holds for digits such as "²" that int() refuses.
-            if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 200:
-                return error_response(400, "invalid_request", "limit: 1..200", "limit")
+            if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MATCHER_MAX_LIMIT:
+                return error_response(
+                    400, "invalid_request", f"limit: 1..{MATCHER_MAX_LIMIT}", "limit"
+                )
             limit = int(text)
     return data, limit
 

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from lookalike_shared.contracts import (
+    MATCHER_MAX_LIMIT,
     ErrorBody,
     ImageId,
     MatcherSearchRequest,
@@ -80,7 +81,7 @@ def _search_operation() -> dict[str, Any]:
         "required": ["image"],
         "properties": {
             "image": {"type": "string", "format": "binary"},
-            "limit": {"type": "integer", "minimum": 1, "maximum": 200},
+            "limit": {"type": "integer", "minimum": 1, "maximum": MATCHER_MAX_LIMIT},
         },
     }
     return {

@@ -29,7 +29,14 @@ from typing import Any, TypeVar
 from elasticsearch import ApiError, TransportError
 
 from lookalike_shared.colour_bins import palette_score
-from lookalike_shared.contracts import DoneLine, Fingerprint, HitLine, MatcherMatch, MatchTotals
+from lookalike_shared.contracts import (
+    MATCHER_MAX_LIMIT,
+    DoneLine,
+    Fingerprint,
+    HitLine,
+    MatcherMatch,
+    MatchTotals,
+)
 from lookalike_shared.fetch import FetchError, ImageFetcher
 from lookalike_shared.imaging import ImageRejected
 from lookalike_shared.pool import WorkerPool, analyse_in_pool
@@ -42,7 +49,6 @@ from .settings import GatewaySettings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-MATCHER_MAX_LIMIT = 200  # the matcher API's largest page
 RERANK_DEPTH = 100  # image hits re-ranked by words: pages stay consistent up to this many
 # Reciprocal rank fusion of the look-alike and keyword rankings: 1/(RRF_K + rank) summed
 # (Cormack et al. 2009; 60 is their constant). Ranks, not scores, so BM25 and cosine need
