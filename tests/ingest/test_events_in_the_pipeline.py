@@ -157,7 +157,20 @@ async def test_events_for_one_image_apply_in_order(
         pipeline.settings.kafka_bootstrap, pipeline.settings.fingerprint_topic
     )
     assert held == {image_id: 3}
-    assert (await pipeline.matcher_stats())["images"] == 1
+    # The matcher follows the fingerprint topic on its own: it holds version 3 once it has
+    # read that far, and never an older one on the way.
+    await wait_until(
+        lambda: _matcher_version_is(pipeline, image_id, 3), what="the matcher at version 3"
+    )
+
+
+async def _matcher_version_is(pipeline: Pipeline, image_id: str, version: int) -> bool:
+    async with pipeline.http.get(f"{pipeline.matcher_url}/v1/images/{image_id}") as resp:
+        if resp.status == 404:
+            return False
+        held = (await resp.json())["version"]
+    assert held in (1, 3), held  # version 2 is the delete: nothing to hold
+    return bool(held == version)
 
 
 async def _es_version_is(pipeline: Pipeline, image_id: str, version: int) -> bool:
