@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import uuid
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -70,7 +69,7 @@ async def test_an_idle_consumer_that_rests_leaves_the_cpu_alone(
     """The stack's setting for its broker, against none, on the same empty topic: with
     rests the idle consumer uses a small share of the CPU time it uses without them (on the
     stand-in about 0.08 s against 0.8 s a second; Kafka itself waits, so there both are low)."""
-    settings = lookalike_settings.model_copy(update={"catalogue_topic": f"idle.{uuid.uuid4()}"})
+    settings = lookalike_settings  # topics of its own, still empty
     await ensure_topics(settings, partitions=PARTITIONS)
     without = await _cpu_of_idle_polling(settings, 0, 2.0)
     with_rests = await _cpu_of_idle_polling(settings, backends.idle_rest_ms or 500, 2.0)
