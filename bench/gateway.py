@@ -49,9 +49,10 @@ from PIL import Image
 from lookalike_gateway.es_queries import CatalogueSearch
 from lookalike_gateway.params import SearchParams
 from lookalike_shared.colour_bins import image_bins
-from lookalike_shared.contracts import NAMED_COLORS, MatcherSearchRequest
+from lookalike_shared.contracts import NAMED_COLORS, MatcherSearchRequest, PaletteColor
 from lookalike_shared.embedding import EMBEDDING_DIMS
 from lookalike_shared.pool import WorkerPool, analyse_in_pool
+from lookalike_shared.search_index import stored_palette, stored_vector
 from lookalike_stack.processes import free_port
 from lookalike_stack.sample import materialize
 
@@ -149,11 +150,10 @@ async def index_synthetic(es_url: str, count: int, seed: int = 7) -> None:
 
     def doc(i: int) -> dict[str, Any]:
         vector = [rng.gauss(0, 1) for _ in range(EMBEDDING_DIMS)]
-        palette: list[dict[str, Any]] = [
-            {"hex": "#" + bytes(rng.randrange(256) for _ in range(3)).hex(), "weight": w}
-            for w in (0.4, 0.2, 0.1)
+        palette = [  # five colours, as fingerprint.palette gives
+            PaletteColor(hex="#" + bytes(rng.randrange(256) for _ in range(3)).hex(), weight=w)
+            for w in (0.4, 0.2, 0.1, 0.05, 0.05)
         ]
-        norm = math.sqrt(sum(v * v for v in vector))
         width, height = rng.choice([(800, 600), (600, 800), (1000, 1000), (1600, 900)])
         year = rng.randint(1850, 2024)
         subject = rng.choice(subjects)
@@ -181,10 +181,10 @@ async def index_synthetic(es_url: str, count: int, seed: int = 7) -> None:
                 else "square",
                 "format": "jpeg",
                 "colors": rng.sample(NAMED_COLORS, rng.randint(1, 4)),
-                "palette": palette,
-                "colour_bins": image_bins((p["hex"], p["weight"]) for p in palette),
+                "palette": stored_palette(palette),
+                "colour_bins": image_bins((p.hex, p.weight) for p in palette),
                 "subjects": [subject],
-                "embedding": [round(v / norm, 5) for v in vector],
+                "embedding": stored_vector(vector),
             },
         }
 
@@ -236,7 +236,7 @@ async def time_backends(stack: Stack, queries: list[bytes], reps: int) -> dict[s
             await catalogue.hydrate(params, ids)
             total += note("es_hydrate", t)
             t = time.perf_counter()
-            await catalogue.similar(params, analysis.embedding, 100)
+            await catalogue.similar(params, stored_vector(analysis.embedding), 100)
             total += note("es_similar", t)
             t = time.perf_counter()
             await catalogue.keyword(params, 100)  # as deep as the look-alikes it re-ranks

@@ -57,6 +57,7 @@ class BenchStack:
                 kafka_bootstrap=backends.kafka_bootstrap,
                 es_url=backends.es_url,
                 kafka_idempotence=self.kafka != "tansu",
+                kafka_idle_rest_ms=backends.idle_rest_ms,
             )
             asyncio.run(set_up(self.settings))
             self.catalogue = materialize(self.folder / "catalogue")
@@ -64,6 +65,8 @@ class BenchStack:
                 "LOOKALIKE_KAFKA_BOOTSTRAP": self.settings.kafka_bootstrap,
                 "LOOKALIKE_ES_URL": self.settings.es_url,
                 "LOOKALIKE_KAFKA_IDEMPOTENCE": str(self.settings.kafka_idempotence).lower(),
+                # idle consumers rest on the stand-in (it answers empty fetches at once)
+                "LOOKALIKE_KAFKA_IDLE_REST_MS": str(self.settings.kafka_idle_rest_ms),
                 "LOOKALIKE_BIND_HOST": "127.0.0.1",
                 "LOOKALIKE_FILE_ROOT": str(self.folder / "catalogue"),
                 "LOOKALIKE_MATCHER_PORT": str(self.matcher_port),

@@ -17,6 +17,7 @@ from lookalike_shared.embedding import (
     ModelFiles,
     verify_model_files,
 )
+from lookalike_shared.search_index import stored_vector
 from tests.fixtures.images import resized_copy, sample_path
 
 
@@ -70,3 +71,22 @@ def test_a_flat_grey_image_gets_no_subject_words(tmp_path: Path) -> None:
     path = tmp_path / "grey.png"
     Image.new("RGB", (300, 200), (128, 128, 128)).save(path)
     assert analyse_bytes(path.read_bytes()).subjects == []
+
+
+def _stored_cosine(a: list[float], b: list[float]) -> float:
+    as_bytes = [np.frombuffer(bytes.fromhex(stored_vector(v)), dtype=np.int8) for v in (a, b)]
+    return cosine(*(x.astype(np.float64).tolist() for x in as_bytes))
+
+
+def test_the_stored_int8_vector_keeps_every_similarity(
+    sample_catalogue: tuple[Path, Any],
+) -> None:
+    """The index holds int8 bytes, not the floats: each pair of images is as alike in the
+    stored form as in the computed one, so look-alikes rank the same."""
+    root, _ = sample_catalogue
+    ids = ["img-00003", "img-00004", "img-00008", "img-00012"]
+    vectors = [analyse_bytes(sample_path(root, i).read_bytes()).embedding for i in ids]
+    for n, a in enumerate(vectors):
+        assert len(stored_vector(a)) == 2 * EMBEDDING_DIMS
+        for b in vectors[n + 1 :]:
+            assert abs(_stored_cosine(a, b) - cosine(a, b)) < 0.01

@@ -10,7 +10,7 @@ from typing import Any
 from elasticsearch import AsyncElasticsearch, NotFoundError
 
 from lookalike_shared.colour_bins import palette_query
-from lookalike_shared.search_index import INTERNAL_FIELDS, NOT_DELETED, is_live
+from lookalike_shared.search_index import INTERNAL_FIELDS, NOT_DELETED, is_live, readable
 
 from .params import SearchParams
 
@@ -31,10 +31,12 @@ class KeywordAnswer:
     facets: dict[str, dict[Any, int]]  # field -> value -> count, over every match
 
 
-def filter_clauses(params: SearchParams) -> list[dict[str, Any]]:
+def filter_clauses(params: SearchParams, vectors_only: bool = False) -> list[dict[str, Any]]:
     """The catalogue filters, for every query (keyword, kNN, rerank): the one place a rule
-    that every answer keeps is added. Never a deletion marker."""
-    clauses: list[dict[str, Any]] = [NOT_DELETED]
+    that every answer keeps is added. Never a deletion marker: `vectors_only` for a kNN,
+    which meets only documents with a vector, and a marker has none (so the clause would
+    cost a test per document for nothing)."""
+    clauses: list[dict[str, Any]] = [] if vectors_only else [NOT_DELETED]
     for color in params.colors:
         clauses.append({"term": {"colors": color}})  # every chosen colour must be present
     if params.format:
@@ -130,27 +132,28 @@ class CatalogueSearch:
         }
         total = resp["hits"]["total"]
         return KeywordAnswer(
-            hits=list(resp["hits"]["hits"]),
+            hits=_readable_hits(resp),
             total=int(total["value"] if isinstance(total, dict) else total),
             facets=facets,
         )
 
-    async def similar(
-        self, params: SearchParams, vector: list[float], size: int
-    ) -> list[dict[str, Any]]:
-        """The `size` nearest images by the embedding among those passing the filters (the
-        filters inside the kNN clause: they never leave fewer when enough images pass)."""
+    async def similar(self, params: SearchParams, vector: str, size: int) -> list[dict[str, Any]]:
+        """The `size` nearest images by the embedding (as stored: search_index.stored_vector)
+        among those passing the filters (the filters inside the kNN clause: they never leave
+        fewer when enough images pass)."""
         knn: dict[str, Any] = {
             "field": "embedding",
             "query_vector": vector,
             "k": size,
             "num_candidates": max(KNN_MIN_CANDIDATES, KNN_CANDIDATES_PER_RESULT * size),
         }
-        knn["filter"] = {"bool": {"filter": filter_clauses(params)}}
+        filters = filter_clauses(params, vectors_only=True)
+        if filters:
+            knn["filter"] = {"bool": {"filter": filters}}
         resp = await self.es.search(
             index=self.alias, knn=knn, size=size, source_excludes=INTERNAL_FIELDS
         )
-        return list(resp["hits"]["hits"])
+        return _readable_hits(resp)
 
     async def hydrate(self, params: SearchParams, ids: list[str]) -> dict[str, dict[str, Any]]:
         """The documents of the given ids that pass the filters. A multi-get by id is the
@@ -160,7 +163,7 @@ class CatalogueSearch:
             return {}
         resp = await self.es.mget(index=self.alias, ids=ids, source_excludes=INTERNAL_FIELDS)
         return {
-            doc["_id"]: doc["_source"]
+            doc["_id"]: readable(doc["_source"])
             for doc in resp["docs"]
             if doc.get("found") and passes_filters(doc["_source"], params)
         }
@@ -179,11 +182,11 @@ class CatalogueSearch:
             resp = await self.es.get(index=self.alias, id=image_id)
         except NotFoundError:
             return None
-        source = dict(resp["_source"])
+        source = readable(dict(resp["_source"]))
         return source if is_live(source) else None
 
-    async def embedding_of(self, image_id: str) -> list[float] | None:
-        """The stored look-alike vector of a catalogue image ([] if its document has none:
+    async def embedding_of(self, image_id: str) -> str | None:
+        """The stored look-alike vector of a catalogue image ("" if its document has none:
         indexed before the embedding); None if there is no such image."""
         try:
             resp = await self.es.get(
@@ -193,4 +196,8 @@ class CatalogueSearch:
             return None
         if not is_live(resp["_source"]):
             return None  # a deletion marker: the image is gone
-        return list(resp["_source"].get("embedding") or [])
+        return str(resp["_source"].get("embedding") or "")
+
+
+def _readable_hits(resp: Any) -> list[dict[str, Any]]:
+    return [{**hit, "_source": readable(hit["_source"])} for hit in resp["hits"]["hits"]]

@@ -40,6 +40,7 @@ from lookalike_shared.contracts import (
 from lookalike_shared.fetch import FetchError, ImageFetcher
 from lookalike_shared.imaging import ImageRejected
 from lookalike_shared.pool import WorkerPool, analyse_in_pool
+from lookalike_shared.search_index import stored_vector
 
 from . import metrics
 from .es_queries import FACET_FIELDS, CatalogueSearch, KeywordAnswer
@@ -61,7 +62,9 @@ class ImageQuery:
     """What an image search searches with."""
 
     fingerprint: Fingerprint | None  # None for "more like this": the matcher uses its entry
-    embedding: list[float] | None  # None: no vector (a document indexed before it)
+    # As the index stores it (search_index.stored_vector); None: no vector (a document
+    # indexed before the embedding)
+    embedding: str | None
     subjects: list[str] = default(default_factory=list)
     image_id: str | None = None  # "more like this"
 
@@ -211,7 +214,7 @@ class SearchService:
             _finished("fingerprint", started)
         return ImageQuery(
             fingerprint=analysis.fingerprint,
-            embedding=analysis.embedding,
+            embedding=stored_vector(analysis.embedding),
             subjects=analysis.subjects,
         )
 
