@@ -111,6 +111,7 @@ def bench_end_to_end(folder: Path, workers: int, backlog: int, singles: int, kaf
             {**catalogue[i % len(catalogue)], "image_id": f"bl-{i:06d}", "version": 1}
             for i in range(backlog)
         ]
+        cpu_before = stack.cpu_by_process()
         started = time.perf_counter()
         asyncio.run(publish(settings, events))
         while stack.matcher_images() < backlog or stack.es_count() < backlog:
@@ -118,9 +119,14 @@ def bench_end_to_end(folder: Path, workers: int, backlog: int, singles: int, kaf
                 raise SystemExit(f"backlog not done after 900 s ({stack.matcher_images()} held)")
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
+        cpu = {k: v - cpu_before.get(k, 0.0) for k, v in stack.cpu_by_process().items()}
         broker = {"embedded": "the stand-in", "tansu": "the Tansu broker"}[kafka]
         print(f"\n## End to end, {workers} ingest worker processes, Kafka from {broker}\n")
         print(f"backlog of {backlog} events: {elapsed:.1f} s, **{backlog / elapsed:.0f} events/s**")
+        print(f"CPU ms per event, by process (with its pool), {os.cpu_count()} cores:")
+        for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
+            print(f"  {name:24s} {seconds * 1000 / backlog:6.1f}")
+        print(f"  {'all':24s} {sum(cpu.values()) * 1000 / backlog:6.1f}")
 
         latencies = []
         matcher = f"http://127.0.0.1:{stack.matcher_port}/v1/images"

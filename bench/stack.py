@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import urllib.request
 from dataclasses import dataclass, field
@@ -99,6 +100,10 @@ class BenchStack:
     def __exit__(self, *exc: object) -> None:
         self.supervisor.stop_all()
 
+    def cpu_by_process(self) -> dict[str, float]:
+        """CPU seconds so far of each child the stack started (servers and services)."""
+        return {c.name: cpu_seconds(c.proc.pid) for c in self.supervisor.children}
+
     def matcher_images(self) -> int:
         url = f"http://127.0.0.1:{self.matcher_port}/v1/stats"
         with urllib.request.urlopen(url, timeout=5) as resp:
@@ -108,6 +113,32 @@ class BenchStack:
         url = f"{self.settings.es_url}/{self.settings.es_alias}/_count"
         with urllib.request.urlopen(url, timeout=5) as resp:
             return int(json.load(resp)["count"])
+
+
+def _process_tree(pid: int) -> list[int]:
+    out, pids = [], [pid]
+    while pids:
+        current = pids.pop()
+        out.append(current)
+        children = Path(f"/proc/{current}/task/{current}/children")
+        try:
+            pids.extend(int(p) for p in children.read_text().split())
+        except OSError:
+            continue
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by a process and its live children (a service
+    and its process pool)."""
+    total = 0
+    for current in _process_tree(pid):
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int, field: str = "VmRSS") -> float:

@@ -80,26 +80,55 @@ def make_producer(settings: CommonSettings, **overrides: object) -> AIOKafkaProd
 # How long a poll waits for records while idle rests are on: the stand-in answers at once.
 _RESTING_POLL_MS = 50
 
+Batch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
-async def poll(
-    consumer: AIOKafkaConsumer, timeout_ms: int, max_records: int | None, idle_rest_ms: int
-) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
-    """consumer.getmany, and after an empty answer, with idle_rest_ms, no fetching for that
-    long (the assigned partitions paused, then resumed: nothing is skipped). A broker that
-    answers an empty fetch at once, without waiting as Kafka does, otherwise makes aiokafka's
-    fetcher ask again and again while there is nothing to read."""
-    if idle_rest_ms:
-        timeout_ms = min(timeout_ms, _RESTING_POLL_MS)
-    batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = await consumer.getmany(
-        timeout_ms=timeout_ms, max_records=max_records
-    )
-    if not idle_rest_ms:
+
+class Poller:
+    """consumer.getmany for a broker that may answer an empty fetch at once, where Kafka
+    holds it open (fetch.max.wait.ms). Against such a broker aiokafka's fetcher asks again
+    and again for every partition it has read to the end: while the consumer is idle, and
+    as much while it works through a backlog of other partitions' records (the local stack's
+    ingest spent more CPU on those fetches than on its own work). With `idle_rest_ms`, each
+    partition read to its end rests that long: paused, resumed by the next poll after the
+    rest (nothing is skipped); when every partition rests, a poll waits for the first to
+    wake. Without it (Kafka), a plain getmany."""
+
+    def __init__(self, consumer: AIOKafkaConsumer, idle_rest_ms: int = 0) -> None:
+        self.consumer = consumer
+        self.rest_seconds = idle_rest_ms / 1000
+        self._wakes: dict[TopicPartition, float] = {}  # resting partition -> when it wakes
+
+    async def poll(self, timeout_ms: int, max_records: int | None) -> Batch:
+        if not self.rest_seconds:
+            batch: Batch = await self.consumer.getmany(
+                timeout_ms=timeout_ms, max_records=max_records
+            )
+            return batch
+        loop = asyncio.get_running_loop()
+        self._wake(loop.time())
+        assigned = self.consumer.assignment()
+        if assigned and self._wakes and assigned <= self._wakes.keys():
+            await asyncio.sleep(max(0.0, min(self._wakes.values()) - loop.time()))
+            self._wake(loop.time())
+        batch = await self.consumer.getmany(
+            timeout_ms=min(timeout_ms, _RESTING_POLL_MS), max_records=max_records
+        )
+        await self._rest_those_read_to_the_end(loop.time())
         return batch
-    if not batch:
-        consumer.pause(*consumer.assignment())
-        try:
-            await asyncio.sleep(idle_rest_ms / 1000)
-        finally:
-            # Only what is still ours: a rebalance during the rest may have moved partitions.
-            consumer.resume(*consumer.paused())
-    return batch
+
+    def _wake(self, now: float) -> None:
+        due = {tp for tp, at in self._wakes.items() if at <= now}
+        for tp in due:
+            del self._wakes[tp]
+        # Only what is still ours and paused: a rebalance may have moved partitions.
+        self.consumer.resume(*(due & self.consumer.paused()))
+
+    async def _rest_those_read_to_the_end(self, now: float) -> None:
+        ended = []
+        for tp in self.consumer.assignment() - self._wakes.keys():
+            end = self.consumer.highwater(tp)  # as of the last fetch; None before the first
+            if end is not None and await self.consumer.position(tp) >= end:
+                ended.append(tp)
+        if ended:
+            self.consumer.pause(*ended)
+            self._wakes.update(dict.fromkeys(ended, now + self.rest_seconds))

@@ -48,7 +48,7 @@ class IngestWorker:
         idle_rest_ms: int = 0,
     ) -> None:
         self.consumer = consumer
-        self.idle_rest_ms = idle_rest_ms
+        self.poller = kafka.Poller(consumer, idle_rest_ms)
         self.batches = batches
         self.batch_max_records = batch_max_records
         self._batch_task: asyncio.Future[None] | None = None
@@ -84,9 +84,7 @@ class IngestWorker:
 
     async def run(self) -> None:
         while not self._stopping.is_set():
-            poll = asyncio.ensure_future(
-                kafka.poll(self.consumer, 1000, self.batch_max_records, self.idle_rest_ms)
-            )
+            poll = asyncio.ensure_future(self.poller.poll(1000, self.batch_max_records))
             stop = asyncio.ensure_future(self._stopping.wait())
             await asyncio.wait({poll, stop}, return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()

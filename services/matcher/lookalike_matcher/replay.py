@@ -32,7 +32,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import ValidationError
 
 from lookalike_shared.contracts import VERSION_HEADER, FingerprintRecord
-from lookalike_shared.kafka import poll
+from lookalike_shared.kafka import Poller
 
 from . import metrics
 from .allocator import release_free_memory
@@ -116,8 +116,9 @@ class FingerprintReplay:
             targets = await consumer.end_offsets(tps)
             self.not_ready_reason = "INDEX-CATCHING-UP"
             self.index.catching_up(True)
+            poller = Poller(consumer, self.settings.kafka_idle_rest_ms)
             while True:
-                batch = await poll(consumer, 500, 5000, self.settings.kafka_idle_rest_ms)
+                batch = await poller.poll(500, 5000)
                 if batch:
                     # In a thread: a table merge takes a while at millions of images, and the
                     # event loop keeps answering searches meanwhile.
