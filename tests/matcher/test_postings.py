@@ -60,6 +60,7 @@ def test_a_quarter_crop_gives_its_original_the_most_votes(
 
 def test_segments_and_their_merges_vote_as_postings_in_ram_do(
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
     sample_fingerprints: dict[str, Fingerprint],
     sample_catalogue: tuple[Path, Any],
 ) -> None:
@@ -67,8 +68,9 @@ def test_segments_and_their_merges_vote_as_postings_in_ram_do(
     queries = [quarter_crop(root, image_id) for image_id in TEXTURED]
     in_ram = filled(sample_fingerprints)
     monkeypatch.setattr(postings_module, "DELTA_LIMIT", 1024)  # a segment every 2-3 images
-    in_segments = filled(sample_fingerprints)
-    segments = len(in_segments._segments)
+    in_segments = filled(sample_fingerprints, tmp_path)
+    in_segments.seal()
+    segments = len(in_segments.segment_names)
     assert 1 < segments <= math.log2(len(in_segments) / 1024) + 2  # merged as they pile up
     assert len(in_segments) == len(in_ram)
     for query in queries:
@@ -139,7 +141,7 @@ def test_segments_merge_a_block_at_a_time_into_one_sorted_run(
     b = np.sort(rng.integers(0, 40 if seed % 2 else 10**6, rng.integers(0, 60)).astype(np.uint64))
     if seed >= 4:
         b = np.sort(np.r_[b, np.full(30, a[len(a) // 2] if len(a) else 5, np.uint64)])
-    blocks = list(postings_module._merged_blocks(a, b))
+    blocks = list(postings_module.merged_blocks(a, b))
     assert all(len(block) <= 2 * 7 for block in blocks)
     merged = np.concatenate([np.zeros(0, np.uint64), *blocks])
     assert np.array_equal(merged, np.sort(np.r_[a, b]))

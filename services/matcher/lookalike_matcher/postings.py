@@ -118,7 +118,7 @@ class KeypointPostings:
             self._segments[-1][1]
         ):
             older, newer = self._segments[-2:]
-            merged = self._write(len(older[1]) + len(newer[1]), _merged_blocks(older[1], newer[1]))
+            merged = self._write(len(older[1]) + len(newer[1]), merged_blocks(older[1], newer[1]))
             self._segments = [*self._segments[:-2], merged]
             self._discard([older, newer])
 
@@ -216,7 +216,7 @@ class KeypointPostings:
         return np.asarray(array[starts + np.arange(int(length.sum()))])
 
 
-def _merged_blocks(a: Array, b: Array) -> Iterator[Array]:
+def merged_blocks(a: Array, b: Array) -> Iterator[Array]:
     """Two sorted arrays merged, in sorted blocks of about BLOCK values or fewer each."""
     i = j = 0
     while i < len(a) or j < len(b):
