@@ -98,8 +98,9 @@ class Launcher:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._lines.put(line.rstrip("\n"))
+        with self.proc.stdout:  # closed at the end of the output
+            for line in self.proc.stdout:
+                self._lines.put(line.rstrip("\n"))
         self._lines.put(None)
 
     def wait_for(self, text: str, timeout: float = 180, since: int | None = None) -> str:
@@ -234,7 +235,8 @@ def test_killed_parts_are_restarted_and_sigterm_stops_them_even_if_ignored(
         assert time.monotonic() < deadline, "the restarted ingest did not index the update"
         time.sleep(0.5)
 
-    logged = [json.loads(line) for line in (stack.data_dir / "logs" / "stack.log").open()]
+    lines = (stack.data_dir / "logs" / "stack.log").read_text().splitlines()
+    logged = [json.loads(line) for line in lines]
     restarts = {entry["part"] for entry in logged if entry["message"].startswith("restarted ")}
     assert restarts == {"matcher", "ingest", "gateway", "noida-db"}
     children = _descendants_of(stack.proc.pid)

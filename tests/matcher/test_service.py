@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import zlib
 from pathlib import Path
@@ -158,7 +159,8 @@ async def test_bad_requests_get_a_clear_4xx(
         async with http.post(f"{url}/v1/search", data=form) as resp:
             assert resp.status == 422
         big = aiohttp.FormData()
-        big.add_field("image", sample_path(root, "img-00006").read_bytes() * 2, filename="b.jpg")
+        too_big = io.BytesIO(sample_path(root, "img-00006").read_bytes() * 2)
+        big.add_field("image", too_big, filename="b.jpg")
         async with http.post(f"{url}/v1/search", data=big) as resp:
             assert resp.status == 413
             assert (await resp.json())["error"]["code"] == "request_too_large"
