@@ -34,7 +34,10 @@ async def test_no_request_generated_from_the_openapi_document_gets_a_5xx(
             "--checks=not_a_server_error",
             f"--max-examples={MAX_EXAMPLES}",
             f"--seed={SEED}",
-            "--workers=2",
+            # One worker: with two threads, schemathesis' test generation sometimes dies in
+            # CPython 3.11's ast.parse ("AST constructor recursion depth mismatch"), a
+            # fuzzer crash that says nothing about the gateway.
+            "--workers=1",
             "--request-timeout=30",
             "--phases=examples,coverage,fuzzing",
             "--suppress-health-check=all",
