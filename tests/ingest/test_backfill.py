@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -139,3 +140,25 @@ async def test_a_folder_backfill_takes_each_files_own_metadata_and_counts_first(
     )
     fallback = data["harbour_at_dawn"]
     assert (fallback["title"], fallback["creator"]) == ("harbour at dawn", "Anonymous")
+
+
+async def test_rate_keeps_a_backfill_to_that_many_events_a_second(
+    lookalike_settings: CommonSettings,
+    sample_catalogue: tuple[Path, list[dict[str, Any]]],
+    tmp_path: Path,
+) -> None:
+    """`--rate` protects a catalogue's image host: 40 events at 20 a second take at least
+    the 1.95 s that rate allows (the first goes at once), and every one is published."""
+    _, catalogue = sample_catalogue
+    export = tmp_path / "export.jsonl"
+    rows = [{**catalogue[n % len(catalogue)], "image_id": f"rated-{n:03d}"} for n in range(40)]
+    write_jsonl(export, rows)
+    options = BackfillOptions(progress=False, errors=io.StringIO(), rate=20.0)
+
+    started = time.monotonic()
+    summary = await backfill(lookalike_settings, export, tmp_path / "state.sqlite", options)
+    elapsed = time.monotonic() - started
+
+    assert summary.published == 40
+    assert elapsed >= 39 / 20
+    assert await published_ids(lookalike_settings) == sorted(r["image_id"] for r in rows)
