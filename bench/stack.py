@@ -116,6 +116,7 @@ class BenchStack:
 
 
 def _process_tree(pid: int) -> list[int]:
+    """A process and all its live descendants."""
     out, pids = [], [pid]
     while pids:
         current = pids.pop()
@@ -146,9 +147,7 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
     all of it (VmRSS), or the private part (RssAnon), without the mapped files' pages the
     kernel can take back."""
     total = 0
-    pids = [pid]
-    while pids:
-        current = pids.pop()
+    for current in _process_tree(pid):
         try:
             status = Path(f"/proc/{current}/status").read_text()
         except OSError:
@@ -156,9 +155,6 @@ def rss_mb(pid: int, field: str = "VmRSS") -> float:
         for line in status.splitlines():
             if line.startswith(f"{field}:"):
                 total += int(line.split()[1])
-        children = Path(f"/proc/{current}/task/{current}/children")
-        if children.exists():
-            pids.extend(int(p) for p in children.read_text().split())
     return total / 1024
 
 

@@ -36,7 +36,7 @@ def analyse_bytes(data: bytes, query: bool = False) -> ImageAnalysis:
         found = embedder().embed(np.asarray(decoded.image))
     return ImageAnalysis(
         fingerprint=fingerprint,
-        embedding=[round(float(v), 5) for v in found.vector],
+        embedding=found.vector.tolist(),
         subjects=found.subjects,
     )
 

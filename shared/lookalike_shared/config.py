@@ -23,10 +23,11 @@ class CommonSettings(BaseSettings):
         0,
         ge=0,
         le=5000,
-        description="After a poll that found nothing, stop fetching for this long. 0 for "
-        "Kafka, which holds an empty fetch open itself (fetch.max.wait.ms); the local stack "
-        "sets it for the embedded stand-in, which answers an empty fetch at once, so that an "
-        "idle consumer would otherwise keep a core busy.",
+        description="Stop fetching a partition read to its end for this long "
+        "(kafka.Poller). 0 for Kafka, which holds an empty fetch open itself "
+        "(fetch.max.wait.ms); the local stack sets it for the embedded stand-in, which "
+        "answers an empty fetch at once, so that a consumer would otherwise keep asking and "
+        "keep a core busy.",
     )
     es_url: str = Field("http://127.0.0.1:9200", description="Elasticsearch base URL.")
     catalogue_topic: str = Field("catalogue.images", description="Catalogue change events.")
