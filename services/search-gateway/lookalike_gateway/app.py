@@ -33,9 +33,10 @@ from .es_queries import CatalogueSearch
 from .matcher_client import MatcherClient
 from .openapi import openapi_document
 from .params import BadRequest, read_search_request
-from .search import BackendFailed, SearchService, start_timeline, timed
+from .search import SearchService
 from .settings import GatewaySettings
 from .thumbnails import ThumbnailCache
+from .timing import BackendFailed, start_timeline, timed
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"

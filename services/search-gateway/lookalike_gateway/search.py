@@ -19,34 +19,25 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from contextvars import ContextVar
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from dataclasses import field as default
 from typing import Any, TypeVar
 
-from elasticsearch import ApiError, TransportError
-
 from lookalike_shared.colour_bins import palette_score
-from lookalike_shared.contracts import (
-    MATCHER_MAX_LIMIT,
-    DoneLine,
-    Fingerprint,
-    HitLine,
-    MatcherMatch,
-    MatchTotals,
-)
+from lookalike_shared.contracts import MATCHER_MAX_LIMIT, Fingerprint, HitLine, MatcherMatch
 from lookalike_shared.fetch import FetchError, ImageFetcher
 from lookalike_shared.imaging import ImageRejected
 from lookalike_shared.pool import WorkerPool, analyse_in_pool
 from lookalike_shared.search_index import stored_vector
 
 from . import metrics
-from .es_queries import FACET_FIELDS, CatalogueSearch, KeywordAnswer
-from .matcher_client import MatcherClient, MatcherUnavailable
-from .params import MAX_OFFSET, BadRequest, SearchParams, SearchRequest, encode_cursor
+from .es_queries import CatalogueSearch, KeywordAnswer
+from .matcher_client import MatcherClient
+from .paging import ResultPage, done_line
+from .params import BadRequest, SearchParams, SearchRequest
 from .settings import GatewaySettings
+from .timing import BackendFailed, current_timeline, record_call, timed
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -75,88 +66,21 @@ NO_VECTOR_YET = (
 )
 
 
-class BackendFailed(Exception):
-    def __init__(self, backend: str, message: str) -> None:
-        super().__init__(message)
-        self.backend = backend
+Matches = tuple[list[MatcherMatch], list[str]]  # the matcher's matches and shard warnings
 
 
-class Timeline:
-    """When each backend call of one request ran, so the answer can say where its time went
-    and how much was the gateway's own (no backend call in flight)."""
+@dataclass
+class BackendCalls:
+    """The backend calls of one search, each started at once or not needed (None)."""
 
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
-        self.calls: list[tuple[str, float, float]] = []
-        self.first_hit: float | None = None
+    matcher: asyncio.Task[Matches] | None = None
+    similar: asyncio.Task[list[dict[str, Any]]] | None = None  # ES look-alike kNN hits
+    keyword: asyncio.Task[KeywordAnswer] | None = None
 
-    def record(self, backend: str, start: float, end: float) -> None:
-        self.calls.append((backend, start, end))
-
-    def summary(self) -> dict[str, float | None]:
-        now = time.perf_counter()
-        out: dict[str, float | None] = {}
-        for backend, start, end in self.calls:
-            out[backend] = round((out.get(backend) or 0.0) + (end - start) * 1000, 2)
-            if backend == "es_keyword" and "es_keyword_done_at" not in out:
-                out["es_keyword_done_at"] = round((end - self.started) * 1000, 2)
-        busy, reach = 0.0, self.started
-        for _, start, end in sorted(self.calls, key=lambda c: c[1]):
-            start = max(start, reach)
-            if end > start:
-                busy += end - start
-                reach = end
-        out["first_hit_at"] = (
-            round((self.first_hit - self.started) * 1000, 2) if self.first_hit else None
-        )
-        out["gateway"] = round((now - self.started - busy) * 1000, 2)
-        return out
-
-
-_TIMELINE: ContextVar[Timeline | None] = ContextVar("lookalike_timeline", default=None)
-
-
-def start_timeline() -> Timeline:
-    """Begin timing a request; backend calls made from this task (and tasks it starts)
-    record themselves in it."""
-    timeline = Timeline()
-    _TIMELINE.set(timeline)
-    return timeline
-
-
-# What a client is told when a backend fails: which part of the answer is missing, never
-# the backend's own error text or address (those go to the log).
-UNAVAILABLE = {
-    "matcher": "duplicates are unavailable right now",
-    "es_similar": "look-alikes are unavailable right now",
-    "es_keyword": "keyword results are unavailable right now",
-    "es_hydrate": "image details are unavailable right now",
-    "es_rerank": "ranking by the words is unavailable right now",
-}
-
-
-async def timed(backend: str, call: Awaitable[T], timeout: float) -> T:
-    """Run one backend call under its own deadline, recording its duration."""
-    started = time.perf_counter()
-    message = UNAVAILABLE.get(backend, "part of the answer is unavailable right now")
-    try:
-        return await asyncio.wait_for(call, timeout)
-    except TimeoutError as exc:
-        log.warning("backend timed out", extra={"backend": backend, "timeout_s": timeout})
-        raise BackendFailed(backend, message) from exc
-    except (ApiError, TransportError, MatcherUnavailable, OSError) as exc:
-        log.warning("backend failed", extra={"backend": backend, "error": repr(exc)[:500]})
-        raise BackendFailed(backend, message) from exc
-    finally:
-        _finished(backend, started)
-
-
-def _finished(backend: str, started: float) -> None:
-    ended = time.perf_counter()
-    metrics.BACKEND_SECONDS.labels(backend).observe(ended - started)
-    timeline = _TIMELINE.get()
-    if timeline is not None:
-        timeline.record(backend, started, ended)
+    def cancel(self) -> None:
+        for task in (self.matcher, self.similar, self.keyword):
+            if task is not None:
+                task.cancel()
 
 
 class SearchService:
@@ -211,7 +135,7 @@ class SearchService:
         except ImageRejected as exc:
             raise _image_refused(exc, "image_url" if params.image_url else "image") from exc
         finally:
-            _finished("fingerprint", started)
+            record_call("fingerprint", started)
         return ImageQuery(
             fingerprint=analysis.fingerprint,
             embedding=stored_vector(analysis.embedding),
@@ -221,7 +145,7 @@ class SearchService:
     async def lines(
         self, params: SearchParams, query: ImageQuery | None
     ) -> AsyncGenerator[dict[str, Any], None]:
-        timeline = _TIMELINE.get() or start_timeline()
+        timeline = current_timeline()
         offset, limit = params.offset, params.limit
         # Each group is a prefix of its backend's ranking, so offset + limit of each is enough
         # for this page; one more tells whether a next page exists, and one more again makes
@@ -232,11 +156,11 @@ class SearchService:
         # hydrates the matcher's duplicates is sent before them, so it does not queue behind
         # two searches on a busy cluster (or behind the stand-in's full scans).
         duplicates_ready = asyncio.Event()
-        tasks = self._start_calls(params, query, want, duplicates_ready, warnings)
-        page = _Page(offset, limit, leave_out=params.image_id)
+        calls = self._start_calls(params, query, want, duplicates_ready, warnings)
+        page = ResultPage(offset, limit, leave_out=params.image_id)
         try:
             try:
-                async for line in self._groups(page, params, tasks, duplicates_ready, warnings):
+                async for line in self._groups(page, params, calls, duplicates_ready, warnings):
                     yield line
             except Exception:
                 # Lines are out already, so no error status is possible: end the stream
@@ -244,10 +168,9 @@ class SearchService:
                 log.exception("search failed part-way")
                 warnings.append("the search failed part-way; the answer is incomplete")
                 metrics.WARNINGS.labels("gateway").inc()
-            yield _done_line(page, timeline, warnings).model_dump()
+            yield done_line(page, timeline, warnings).model_dump()
         finally:
-            for task in tasks.values():
-                task.cancel()
+            calls.cancel()
 
     def _start_calls(
         self,
@@ -256,7 +179,7 @@ class SearchService:
         want: int,
         duplicates_ready: asyncio.Event,
         warnings: list[str],
-    ) -> dict[str, asyncio.Task[Any]]:
+    ) -> BackendCalls:
         """The backend calls of one search, started at once: the matcher for an image, the
         look-alike kNN for an image with a vector, the keyword search for words, a palette
         or filters alone. Elasticsearch's wait for `duplicates_ready` (or the head start)."""
@@ -265,7 +188,7 @@ class SearchService:
         # the same list.
         image_depth = max(want, RERANK_DEPTH) if params.q or params.palette else want
         es_timeout = self.settings.es_timeout_seconds
-        tasks: dict[str, asyncio.Task[Any]] = {}
+        calls = BackendCalls()
         if query is not None:
             depth = min(image_depth, MATCHER_MAX_LIMIT)
             lookup = (
@@ -273,14 +196,14 @@ class SearchService:
                 if query.fingerprint is not None
                 else self.matcher.search_by_id(query.image_id or "", depth)
             )
-            tasks["matcher"] = asyncio.create_task(
+            calls.matcher = asyncio.create_task(
                 timed("matcher", lookup, self.settings.matcher_timeout_seconds)
             )
         else:
             duplicates_ready.set()
         if query is not None and query.embedding:
             vector = query.embedding
-            tasks["es_similar"] = asyncio.create_task(
+            calls.similar = asyncio.create_task(
                 self._after(
                     duplicates_ready,
                     lambda: timed(
@@ -296,7 +219,7 @@ class SearchService:
             # With an image too, the keyword hits also re-rank the look-alikes, so fetch as
             # deep as those are fetched.
             keyword_depth = image_depth if query else want
-            tasks["es_keyword"] = asyncio.create_task(
+            calls.keyword = asyncio.create_task(
                 self._after(
                     duplicates_ready,
                     lambda: timed(
@@ -306,32 +229,32 @@ class SearchService:
                     ),
                 )
             )
-        return tasks
+        return calls
 
     async def _groups(
         self,
-        page: _Page,
+        page: ResultPage,
         params: SearchParams,
-        tasks: dict[str, asyncio.Task[Any]],
+        calls: BackendCalls,
         duplicates_ready: asyncio.Event,
         warnings: list[str],
     ) -> AsyncGenerator[dict[str, Any], None]:
         """The page's result lines, group by group as each backend answers: the same
         artwork, then look-alikes, then keyword hits."""
         near: list[MatcherMatch] = []
-        if "matcher" in tasks:
+        if calls.matcher is not None:
             try:
-                duplicates, near = await self._duplicate_group(params, tasks, warnings)
+                duplicates, near = await self._duplicate_group(params, calls.matcher, warnings)
             finally:
                 duplicates_ready.set()
             async for line in page.add(duplicates):
                 yield line
-        if "es_similar" in tasks or near:
-            similar = await self._similar_group(params, tasks, near, warnings)
+        if calls.similar is not None or near:
+            similar = await self._similar_group(params, calls, near, warnings)
             async for line in page.add(similar):
                 yield line
-        if "es_keyword" in tasks:
-            keyword: KeywordAnswer | None = await self._result(tasks, "es_keyword", warnings)
+        if calls.keyword is not None:
+            keyword = await self._result(calls.keyword, "es_keyword", warnings)
             if keyword is not None:
                 async for line in page.add(_keyword_hits(keyword, params)):
                     yield line
@@ -347,22 +270,21 @@ class SearchService:
             await asyncio.wait_for(ready.wait(), self.settings.duplicates_head_start_seconds)
         return await call()
 
-    async def _result(
-        self, tasks: dict[str, asyncio.Task[Any]], name: str, warnings: list[str]
-    ) -> Any:
+    async def _result(self, call: asyncio.Task[T], backend: str, warnings: list[str]) -> T | None:
+        """A call's answer, or None with a warning when its backend failed."""
         try:
-            return await tasks[name]
+            return await call
         except BackendFailed as exc:
             if str(exc) not in warnings:  # a result may be asked for twice (re-ranking)
                 warnings.append(str(exc))
-                metrics.WARNINGS.labels(name).inc()
+                metrics.WARNINGS.labels(backend).inc()
             return None
 
     async def _duplicate_group(
-        self, params: SearchParams, tasks: dict[str, asyncio.Task[Any]], warnings: list[str]
+        self, params: SearchParams, call: asyncio.Task[Matches], warnings: list[str]
     ) -> tuple[list[HitLine], list[MatcherMatch]]:
         """Duplicates, and the matcher's near (not duplicate) matches for the look-alikes."""
-        answer = await self._result(tasks, "matcher", warnings)
+        answer = await self._result(call, "matcher", warnings)
         if answer is None:
             return [], []
         matches, shard_warnings = answer
@@ -403,7 +325,7 @@ class SearchService:
     async def _similar_group(
         self,
         params: SearchParams,
-        tasks: dict[str, asyncio.Task[Any]],
+        calls: BackendCalls,
         near: list[MatcherMatch],
         warnings: list[str],
     ) -> list[HitLine]:
@@ -411,7 +333,7 @@ class SearchService:
         one is configured), scored 0-100 as the cosine similarity; then the matcher's near
         matches the kNN did not bring. With words, fused with the keyword ranking."""
         hits: dict[str, HitLine] = {}
-        found = await self._result(tasks, "es_similar", warnings) if "es_similar" in tasks else []
+        found = await self._result(calls.similar, "es_similar", warnings) if calls.similar else []
         for hit in found or []:
             similarity = max(0.0, 2.0 * float(hit["_score"] or 0.0) - 1.0)  # ES: (1 + cos) / 2
             if similarity < self.settings.similar_min_score:
@@ -437,7 +359,9 @@ class SearchService:
         # The keyword search runs anyway: its ranking fuses with the visual one here, which
         # saves an Elasticsearch query. A look-alike beyond its top RERANK_DEPTH has no
         # keyword rank.
-        keyword: KeywordAnswer | None = await self._result(tasks, "es_keyword", warnings)
+        if calls.keyword is None:
+            return ranked
+        keyword = await self._result(calls.keyword, "es_keyword", warnings)
         if keyword is None:
             return ranked
         return fuse(ranked, [h["_id"] for h in keyword.hits])
@@ -493,70 +417,6 @@ def _keyword_hits(answer: KeywordAnswer, params: SearchParams) -> list[HitLine]:
     return out
 
 
-class _Page:
-    """Numbers hits across groups, skips what earlier pages showed, keeps each image once,
-    and counts the whole answer (not only this page) for the total and the facets."""
-
-    def __init__(self, offset: int, limit: int, leave_out: str | None = None) -> None:
-        self.offset = offset
-        self.limit = limit
-        self.seen: set[str] = {leave_out} if leave_out else set()
-        self.first_hit: float | None = None
-        self.total = 0
-        self.by_match: Counter[str] = Counter({"duplicate": 0, "similar": 0, "text": 0})
-        self.counts: dict[str, Counter[Any]] = {f: Counter() for f in FACET_FIELDS}
-
-    async def add(self, hits: list[HitLine]) -> AsyncIterator[dict[str, Any]]:
-        for hit in hits:
-            if hit.image_id in self.seen:
-                continue
-            self.seen.add(hit.image_id)
-            self.total += 1
-            self.by_match[hit.match] += 1
-            self._count(hit.doc)
-            if self.offset < self.total <= self.offset + self.limit:
-                hit.rank = self.total
-                if self.first_hit is None:
-                    self.first_hit = time.perf_counter()
-                hit.doc.setdefault("thumbnail_url", f"/v1/images/{hit.image_id}/thumbnail")
-                yield hit.model_dump(exclude_none=True)
-
-    def count_unfetched(self, keyword: KeywordAnswer) -> None:
-        """Keyword matches beyond those fetched still count: Elasticsearch's total and
-        aggregations, less what the fetched hits account for. (An unfetched keyword match
-        that is also an image match counts twice; image groups are small, so rarely.)"""
-        unfetched = keyword.total - len(keyword.hits)
-        if unfetched <= 0:
-            return
-        self.total += unfetched
-        self.by_match["text"] += unfetched
-        fetched: dict[str, Counter[Any]] = {f: Counter() for f in FACET_FIELDS}
-        for hit in keyword.hits:
-            for field in FACET_FIELDS:
-                value = hit["_source"].get(field)
-                for v in value if isinstance(value, list) else [value]:
-                    if v is not None:
-                        fetched[field][v] += 1
-        for field, counts in keyword.facets.items():
-            for value, count in counts.items():
-                rest = count - fetched[field][value]
-                if rest > 0:
-                    self.counts[field][value] += rest
-
-    def _count(self, doc: dict[str, Any]) -> None:
-        for field in FACET_FIELDS:
-            value = doc.get(field)
-            for v in value if isinstance(value, list) else [value]:
-                if v is not None:
-                    self.counts[field][v] += 1
-
-    def facets(self) -> dict[str, list[dict[str, Any]]]:
-        return {
-            field: [{"value": v, "count": c} for v, c in counts.most_common(20)]
-            for field, counts in self.counts.items()
-        }
-
-
 def _url_refused(exc: FetchError) -> BadRequest:
     status = 422 if exc.code in ("fetch_not_found", "image_too_large") else 400
     return BadRequest(exc.code, str(exc), "image_url", 502 if exc.transient else status)
@@ -565,18 +425,3 @@ def _url_refused(exc: FetchError) -> BadRequest:
 def _image_refused(exc: ImageRejected, field: str) -> BadRequest:
     status = 413 if exc.code in ("image_too_large", "decompression_bomb") else 422
     return BadRequest(exc.code, str(exc), field, status)
-
-
-def _done_line(page: _Page, timeline: Timeline, warnings: list[str]) -> DoneLine:
-    """The stream's last line: totals, facets, warnings, the next page's cursor, timings."""
-    timeline.first_hit = page.first_hit
-    end = page.offset + page.limit
-    return DoneLine(
-        took_ms=round((time.perf_counter() - timeline.started) * 1000, 1),
-        total=page.total,
-        facets=page.facets(),
-        warnings=warnings,
-        next_cursor=encode_cursor(end) if page.total > end and end <= MAX_OFFSET else None,
-        totals=MatchTotals(**page.by_match),
-        timings_ms=timeline.summary(),
-    )
