@@ -403,10 +403,14 @@ async def test_an_image_is_sniffed_not_trusted_from_its_name(
     assert answer.hits[0]["image_id"] == CAT
 
 
-async def test_small_jpeg_of_a_flat_colour_still_gets_an_answer(
+async def test_small_jpeg_of_a_flat_colour_gets_look_alikes_and_no_false_artwork(
     indexed_catalogue: IndexedCatalogue,
 ) -> None:
+    # A flat picture has no structure for the hashes or keypoints: nothing in the catalogue
+    # is the same artwork, but the look-alikes still answer, a full page of them.
     answer = await indexed_catalogue.gateway.search(jpeg_bytes(Image.new("RGB", (64, 64), "red")))
 
     assert answer.status == 200
     assert answer.done["warnings"] == []
+    assert [h for h in answer.hits if h["match"] == "duplicate"] == []
+    assert len([h for h in answer.hits if h["match"] == "similar"]) >= 10

@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from lookalike_ingest.backfill import BackfillOptions, backfill, main
 from lookalike_shared.config import CommonSettings
 from tests.fixtures.embedded_metadata import exif_block, write_jpeg, xmp_packet
@@ -79,10 +81,9 @@ async def test_csv_export_and_image_directory_become_upsert_events(
 
 
 def test_backfill_help_explains_sources_and_options(capsys: Any) -> None:
-    try:
+    with pytest.raises(SystemExit) as exited:
         main(["--help"])
-    except SystemExit as exc:
-        assert exc.code == 0
+    assert exited.value.code == 0
     out = capsys.readouterr().out
     for text in (
         "JSON Lines",
