@@ -33,10 +33,13 @@ def _rss_kb() -> int:
 def test_free_memory_held_between_live_blocks_is_given_back() -> None:
     # What a table merge leaves: many blocks freed, a few still live among them, so the
     # heap cannot simply shrink from its top.
+    before = _rss_kb()
     blocks = [bytearray(4000) for _ in range(10_000)]  # ~40 MB from malloc, not pymalloc
+    taken = _rss_kb() - before
     survivors = blocks[::64]
     del blocks
     held = _rss_kb()
     release_free_memory()
-    assert _rss_kb() < held - 20_000  # most of the ~39 MB freed is back with the system
+    # Freed but held, glibc keeps nearly all of it; released, most goes back to the system.
+    assert held - _rss_kb() > taken / 2
     assert all(len(b) == 4000 for b in survivors)
