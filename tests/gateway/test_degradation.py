@@ -15,7 +15,7 @@ from aiohttp import web
 from lookalike_stack.processes import free_port
 from tests.fixtures.gateway import IndexedCatalogue, fake_matcher
 from tests.fixtures.images import resized_copy, sample_path
-from tests.fixtures.services import start_app
+from tests.fixtures.services import start_app, wait_until
 
 CAT = "img-00003"
 
@@ -251,6 +251,12 @@ async def test_elasticsearch_is_asked_for_the_duplicates_before_its_searches(
     assert kinds[0] == "lookup" and {"similar", "keyword"} <= set(kinds[1:]), kinds
 
 
+async def _one_search_waiting(http: aiohttp.ClientSession, gateway_url: str) -> bool:
+    async with http.get(f"{gateway_url}/metrics") as resp:
+        text = await resp.text()
+    return "lookalike_gateway_es_searches_waiting 1.0" in text.splitlines()
+
+
 async def test_searches_beyond_the_bulkhead_wait_in_the_gateway_not_in_elasticsearch(
     indexed_catalogue: IndexedCatalogue,
 ) -> None:
@@ -262,8 +268,12 @@ async def test_searches_beyond_the_bulkhead_wait_in_the_gateway_not_in_elasticse
     ):
         searches = [asyncio.create_task(gateway.search(q=words)) for words in ("nasa", "astronaut")]
         await asyncio.wait_for(es.holding.wait(), 10)
-        # Nothing to await for a search that must not arrive: give it time it would need.
-        await asyncio.sleep(0.3)
+        # The second search is in the gateway, waiting for the one slot, not at the cluster.
+        await wait_until(
+            lambda: _one_search_waiting(indexed_catalogue.http, gateway.url),
+            10,
+            "the second search to wait in the gateway",
+        )
         assert es.held == 1
         es.release.set()
         answers = await asyncio.gather(*searches)

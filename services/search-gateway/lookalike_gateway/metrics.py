@@ -1,4 +1,4 @@
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter(
     "lookalike_gateway_requests", "HTTP requests by route and status class.", ["route", "status"]
@@ -22,4 +22,9 @@ BACKEND_SECONDS = Histogram(
 )
 WARNINGS = Counter(
     "lookalike_gateway_warnings", "Answers given without a backend's part.", ["backend"]
+)
+ES_SEARCHES_WAITING = Gauge(
+    "lookalike_gateway_es_searches_waiting",
+    "Elasticsearch searches waiting in the gateway for a slot "
+    "(LOOKALIKE_ES_MAX_CONCURRENT_SEARCHES): above 0 for long, the cluster is the bottleneck.",
 )

@@ -261,8 +261,12 @@ class SearchService:
                 page.count_unfetched(keyword)
 
     async def _in_turn(self, search: Callable[[], Awaitable[T]]) -> T:
-        async with self._search_slots:
+        with metrics.ES_SEARCHES_WAITING.track_inprogress():
+            await self._search_slots.acquire()
+        try:
             return await search()
+        finally:
+            self._search_slots.release()
 
     async def _after(self, ready: asyncio.Event, call: Callable[[], Awaitable[T]]) -> T:
         """Make the call once `ready` is set, or when the head start has run out."""
