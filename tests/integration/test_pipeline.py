@@ -99,3 +99,27 @@ async def test_bad_events_go_to_the_dead_letter_topic_and_the_worker_carries_on(
     assert headers["lookalike.error.class"] == "invalid_event"
     assert "image_url" in headers["lookalike.error.message"]
     assert headers["lookalike.error.topic"] == settings.catalogue_topic
+
+
+async def test_words_reorder_copies_of_one_artwork_by_their_titles(
+    pipeline: Pipeline, sample_catalogue: tuple[Path, list[dict[str, Any]]]
+) -> None:
+    # Three catalogue entries of one picture: the matcher finds all three as the same
+    # artwork with equal scores, so only the words can put one of them first.
+    root, catalogue = sample_catalogue
+    original = next(c for c in catalogue if c["image_id"] == "img-00003")
+    titles = {"copy-a": "harbour at dawn", "copy-b": "orchard in winter", "copy-c": "blue study"}
+    copies = [
+        {**original, "image_id": image_id, "version": 1, "title": title, "tags": []}
+        for image_id, title in titles.items()
+    ]
+    await ingest_all(pipeline, copies)
+    query = resized_copy(sample_path(root, "img-00003"), 0.5)
+
+    for words, expected in (("orchard", "copy-b"), ("harbour", "copy-a"), ("blue", "copy-c")):
+        status, lines = await pipeline.search(query, q=words)
+        assert status == 200
+        duplicates = [h["image_id"] for h in lines if h.get("match") == "duplicate"]
+        assert sorted(duplicates) == sorted(titles)
+        assert duplicates[0] == expected, (words, duplicates)
+        assert lines[-1]["warnings"] == []
