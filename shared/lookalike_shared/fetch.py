@@ -19,12 +19,15 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import unquote
 
 import aiohttp
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 from yarl import URL
 
+from .config import CommonSettings, split_csv
 from .imaging import MAX_IMAGE_BYTES
 
 MAX_REDIRECTS = 5
@@ -262,19 +265,35 @@ class ImageFetcher:
             raise FetchError("fetch_refused", message, detail=where) from exc
 
 
-def policy_from(settings: Any) -> FetchPolicy:
-    """Build the policy from any settings object with the LOOKALIKE_* fetch fields."""
-    root = getattr(settings, "file_root", None)
-    return FetchPolicy(
-        file_root=Path(root) if root else None,
-        allowed_hosts=frozenset(
-            h.lower().rstrip(".") for h in getattr(settings, "allowed_hosts", []) or []
-        ),
-        allow_private_networks=bool(getattr(settings, "allow_private_networks", False)),
-        trusted_networks=tuple(
-            ipaddress.ip_network(n, strict=False)
-            for n in getattr(settings, "trusted_networks", []) or []
-        ),
-        timeout_seconds=float(getattr(settings, "fetch_timeout_seconds", 15.0)),
-        max_bytes=int(getattr(settings, "max_image_bytes", MAX_IMAGE_BYTES)),
+class FetchSettings(CommonSettings):
+    """The LOOKALIKE_* settings of every service that fetches images by URL."""
+
+    file_root: str | None = Field(None, description="file:// image URLs are read only below this.")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Image hosts allowed; empty allows any public host."
     )
+    allow_private_networks: bool = Field(
+        False,
+        description="Let image URLs reach loopback/private addresses (trusted setups only).",
+    )
+    trusted_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Non-public networks image URLs may reach all the same, comma-separated "
+        "CIDR (a catalogue's own image server, e.g. 10.1.2.0/24).",
+    )
+    fetch_timeout_seconds: float = Field(15.0, description="Deadline for fetching one image.")
+
+    _split_hosts = field_validator("allowed_hosts", "trusted_networks", mode="before")(split_csv)
+
+    def fetch_policy(self, max_bytes: int) -> FetchPolicy:
+        """The policy these settings describe, reading at most `max_bytes` an image."""
+        return FetchPolicy(
+            file_root=Path(self.file_root) if self.file_root else None,
+            allowed_hosts=frozenset(h.lower().rstrip(".") for h in self.allowed_hosts),
+            allow_private_networks=self.allow_private_networks,
+            trusted_networks=tuple(
+                ipaddress.ip_network(n, strict=False) for n in self.trusted_networks
+            ),
+            timeout_seconds=self.fetch_timeout_seconds,
+            max_bytes=max_bytes,
+        )

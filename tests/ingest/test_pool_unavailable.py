@@ -17,7 +17,7 @@ from lookalike_ingest.retry import Backoff, PermanentFailure
 from lookalike_ingest.settings import IngestSettings
 from lookalike_shared.contracts import CatalogueImage, FingerprintRecord
 from lookalike_shared.events import ImageUpserted
-from lookalike_shared.fetch import ImageFetcher, policy_from
+from lookalike_shared.fetch import ImageFetcher
 from lookalike_shared.pool import CallKillsWorkers, WorkerPool
 from tests.fixtures.ingest import outcome_count
 from tests.fixtures.services import wait_until
@@ -30,7 +30,7 @@ async def test_an_event_waits_for_a_pool_that_cannot_start_and_is_applied_once_i
     settings = IngestSettings(file_root=str(root))
     # No worker can start and warm within a microsecond, as with a stuck fork server.
     pool = WorkerPool(1, start_timeout_seconds=1e-6, heal_cap_seconds=0.2)
-    fetcher = ImageFetcher(policy_from(settings))
+    fetcher = ImageFetcher(settings.fetch_policy(settings.max_image_bytes))
     handler = EventHandler(settings, fetcher, pool, Backoff(0.01, 0.1))
     event = ImageUpserted("ev-1", CatalogueImage.model_validate(catalogue[2]))
     retried = outcome_count("retried")
@@ -70,7 +70,7 @@ async def test_an_image_that_kills_fresh_workers_twice_is_dead_lettered_not_retr
         raise CallKillsWorkers("the worker processes died running this call twice")
 
     monkeypatch.setattr(handler_module, "analyse_in_pool", kills_its_workers)
-    fetcher = ImageFetcher(policy_from(settings))
+    fetcher = ImageFetcher(settings.fetch_policy(settings.max_image_bytes))
     handler = EventHandler(settings, fetcher, WorkerPool(1), Backoff(0.01, 0.1))
     event = ImageUpserted("ev-2", CatalogueImage.model_validate(catalogue[3]))
     try:

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from elasticsearch import AsyncElasticsearch
 
 from lookalike_shared.analysis import load_models
-from lookalike_shared.fetch import ImageFetcher, policy_from
+from lookalike_shared.fetch import ImageFetcher
 from lookalike_shared.http import add_health_routes, json_errors, secure_headers, start_site
 from lookalike_shared.kafka import ensure_topics, make_producer, wait_for_kafka
 from lookalike_shared.pool import WorkerPool
@@ -80,7 +80,7 @@ async def run_ingest(settings: IngestSettings, ready: asyncio.Event | None = Non
         producer = make_ingest_producer(settings)
         await producer.start()
         stack.push_async_callback(producer.stop)
-        fetcher = ImageFetcher(policy_from(settings))
+        fetcher = ImageFetcher(settings.fetch_policy(settings.max_image_bytes))
         stack.push_async_callback(fetcher.close)
 
         consumer = AIOKafkaConsumer(

@@ -1,15 +1,12 @@
 from __future__ import annotations
 
-from typing import Annotated
+from pydantic import Field
 
-from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
-
-from lookalike_shared.config import CommonSettings, split_csv
+from lookalike_shared.fetch import FetchSettings
 from lookalike_shared.imaging import MAX_IMAGE_BYTES
 
 
-class IngestSettings(CommonSettings):
+class IngestSettings(FetchSettings):
     group_id: str = Field("lookalike-ingest", description="Kafka consumer group of the workers.")
     group_instance_id: str | None = Field(
         None,
@@ -19,19 +16,6 @@ class IngestSettings(CommonSettings):
     )
     bind_host: str = Field("0.0.0.0", description="Address of the health/metrics server.")
     ingest_port: int = Field(8082, description="Port of /livez, /readyz and /metrics.")
-    file_root: str | None = Field(None, description="file:// URLs are allowed only below this.")
-    allowed_hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Image hosts allowed; empty allows any public host."
-    )
-    allow_private_networks: bool = Field(
-        False, description="Allow image URLs on loopback/private addresses (trusted setups only)."
-    )
-    trusted_networks: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="Non-public networks image URLs may reach all the same, comma-separated "
-        "CIDR (a catalogue's own image server, e.g. 10.1.2.0/24).",
-    )
-    fetch_timeout_seconds: float = Field(15.0, description="Deadline for fetching one image.")
     max_image_bytes: int = Field(
         MAX_IMAGE_BYTES, description="Larger image files are dead-lettered unread."
     )
@@ -43,5 +27,3 @@ class IngestSettings(CommonSettings):
     )
     backoff_base_seconds: float = Field(0.2, description="First retry delay (doubles, jittered).")
     backoff_cap_seconds: float = Field(30.0, description="Longest retry delay.")
-
-    _split_hosts = field_validator("allowed_hosts", "trusted_networks", mode="before")(split_csv)

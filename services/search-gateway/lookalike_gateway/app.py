@@ -6,7 +6,6 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from lookalike_shared.analysis import load_models
 from lookalike_shared.contracts import ImageId
-from lookalike_shared.fetch import FetchError, ImageFetcher, policy_from
+from lookalike_shared.fetch import FetchError, ImageFetcher
 from lookalike_shared.http import (
     add_health_routes,
     body_deadline,
@@ -103,7 +102,7 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
     es = AsyncElasticsearch(settings.es_url, request_timeout=settings.es_timeout_seconds + 1)
     session = aiohttp.ClientSession()
     # An image_url's body is held to the same cap as an upload.
-    fetcher = ImageFetcher(replace(policy_from(settings), max_bytes=settings.max_upload_bytes))
+    fetcher = ImageFetcher(settings.fetch_policy(settings.max_upload_bytes))
     catalogue = CatalogueSearch(es, settings.es_alias)
     matcher = MatcherClient(session, settings.matcher_urls, settings.matcher_timeout_seconds)
     app[SERVICE] = SearchService(settings, catalogue, matcher, pool, fetcher)

@@ -5,10 +5,11 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from lookalike_shared.config import CommonSettings, split_csv
+from lookalike_shared.config import split_csv
+from lookalike_shared.fetch import FetchSettings
 
 
-class GatewaySettings(CommonSettings):
+class GatewaySettings(FetchSettings):
     bind_host: str = Field("0.0.0.0", description="Address the HTTP server listens on.")
     gateway_port: int = Field(8080, description="Port of the search API and page.")
     matcher_urls: Annotated[list[str], NoDecode] = Field(
@@ -32,17 +33,6 @@ class GatewaySettings(CommonSettings):
         "stand-in) would otherwise queue the duplicates' lookup behind a kNN scan.",
     )
     max_upload_bytes: int = Field(25 * 1024 * 1024, description="Largest request body accepted.")
-    file_root: str | None = Field(None, description="file:// image URLs allowed below this.")
-    allowed_hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Hosts image_url may name; empty allows public hosts."
-    )
-    allow_private_networks: bool = Field(
-        False, description="Let image_url reach loopback/private addresses (never in production)."
-    )
-    trusted_networks: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="Non-public networks image_url may reach all the same (CIDR, comma-separated).",
-    )
     fetch_timeout_seconds: float = Field(10.0, description="Deadline for fetching image_url.")
     pool_workers: int = Field(0, description="Fingerprint processes; 0 means one per CPU.")
     pool_start_timeout_seconds: float = Field(
@@ -63,6 +53,4 @@ class GatewaySettings(CommonSettings):
         "nearest images whatever their similarity: look-alikes are ranked, not judged.",
     )
 
-    _split = field_validator("matcher_urls", "allowed_hosts", "trusted_networks", mode="before")(
-        split_csv
-    )
+    _split_urls = field_validator("matcher_urls", mode="before")(split_csv)
