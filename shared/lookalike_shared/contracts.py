@@ -289,6 +289,54 @@ class MatcherSearchResponse(BaseModel):
     )
 
 
+class CompareSide(BaseModel):
+    """One side of a comparison: a fingerprint, or a catalogue image the matcher holds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fingerprint: Fingerprint | None = None
+    image_id: ImageId | None = None
+
+    @model_validator(mode="after")
+    def _one_image(self) -> CompareSide:
+        if (self.fingerprint is None) == (self.image_id is None):
+            raise ValueError("give exactly one of fingerprint or image_id")
+        return self
+
+
+class MatcherCompareRequest(BaseModel):
+    """Is b the same artwork as a? (POST /v1/compare)"""
+
+    model_config = ConfigDict(extra="forbid")
+
+    a: CompareSide
+    b: CompareSide
+
+
+class Comparison(BaseModel):
+    """The verdict on two images, with the evidence a person can check."""
+
+    duplicate: bool = Field(description="b is the same artwork as a (score >= the threshold).")
+    score: float = Field(ge=0, le=100, description="On the same 0-100 scale as a search.")
+    threshold: float = Field(description="The score from which two images are one artwork.")
+    evidence: Literal["hash", "appearance", "whole_hash", "keypoints"] = Field(
+        description="What decided the score: hash codes alone (never a duplicate), the small "
+        "picture's structure and colour, the 256-bit hash of the whole content, or keypoints "
+        "matched under one geometry."
+    )
+    transform: str = Field(description="Which flip or quarter turn of a matched b.")
+    overlap_a: float = Field(ge=0, le=1, description="Share of a that lies on b (0: no match).")
+    overlap_b: float = Field(ge=0, le=1, description="Share of b that a shows (0: no match).")
+    region_a: Box | None = Field(None, description="Where b lies in a (duplicates only).")
+    region_b: Box | None = Field(None, description="Where a lies in b (duplicates only).")
+    inliers: list[tuple[float, float, float, float]] = Field(
+        default_factory=list,
+        description="Keypoints matched under one geometry: (x, y) in a, then (x, y) in b, in "
+        "fractions of each image's width and height.",
+    )
+    took_ms: float = 0.0
+
+
 class MatcherStats(BaseModel):
     images: int
     ready: bool

@@ -16,7 +16,9 @@ from pydantic import TypeAdapter, ValidationError
 
 from lookalike_shared.contracts import (
     MATCHER_MAX_LIMIT,
+    Fingerprint,
     ImageId,
+    MatcherCompareRequest,
     MatcherSearchRequest,
     MatcherSearchResponse,
     MatcherStats,
@@ -35,6 +37,7 @@ from lookalike_shared.pool import WorkerPool, fingerprint_in_pool
 
 from . import metrics
 from .by_id import query_of
+from .compare import compare
 from .index import FingerprintIndex, SearchTrace
 from .openapi import MAX_JSON_DEPTH, MAX_JSON_VALUES, MAX_UPLOAD_PARTS, openapi_document
 from .replay import FingerprintReplay
@@ -72,6 +75,7 @@ def init_app(
     secure_headers(app)
     add_health_routes(app, lambda: app[REPLAY].not_ready_reason or app[POOL].not_ready_reason)
     app.router.add_post("/v1/search", search)
+    app.router.add_post("/v1/compare", compare_images)
     app.router.add_get("/v1/images/{image_id}", get_image)
     app.router.add_get("/v1/stats", stats)
     app.router.add_get("/openapi.json", openapi)
@@ -115,9 +119,7 @@ async def search(request: web.Request) -> web.Response:
         except JsonTooComplex as exc:
             return error_response(400, "invalid_request", str(exc))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"])
-            return error_response(400, "invalid_request", f"{field}: {err['msg']}", field or None)
+            return _invalid(exc)
     else:
         return error_response(
             415,
@@ -150,6 +152,82 @@ async def search(request: web.Request) -> web.Response:
         query=query if parsed.image_id is not None else None,
     )
     return web.json_response(text=answer.model_dump_json())
+
+
+async def compare_images(request: web.Request) -> web.Response:
+    """Is b the same artwork as a: each side a fingerprint or an image id (JSON), or both
+    uploaded (multipart fields `a` and `b`)."""
+    started = time.perf_counter()
+    if request.content_type.startswith("multipart/"):
+        sides = await _uploaded_pair(request)
+        if isinstance(sides, web.Response):
+            return sides
+    elif request.content_type == "application/json":
+        body = await request.read()
+        try:
+            check_json_shape(body, MAX_JSON_DEPTH, MAX_JSON_VALUES)
+            pair = MatcherCompareRequest.model_validate_json(body)
+        except JsonTooComplex as exc:
+            return error_response(400, "invalid_request", str(exc))
+        except ValidationError as exc:
+            return _invalid(exc)
+        sides = _stored_pair(request.app[INDEX], pair)
+        if isinstance(sides, web.Response):
+            return sides
+    else:
+        return error_response(
+            415,
+            "unsupported_media_type",
+            "send application/json with sides a and b, or multipart/form-data with images a, b",
+        )
+    answer = await asyncio.to_thread(compare, *sides)
+    answer.took_ms = round((time.perf_counter() - started) * 1000, 2)
+    return web.json_response(text=answer.model_dump_json())
+
+
+def _stored_pair(
+    index: FingerprintIndex, pair: MatcherCompareRequest
+) -> tuple[Fingerprint, Fingerprint] | web.Response:
+    """Each side's fingerprint: as sent, or rebuilt from what this matcher holds."""
+    found = []
+    for name, side in (("a", pair.a), ("b", pair.b)):
+        fingerprint = side.fingerprint or query_of(index, side.image_id or "")
+        if fingerprint is None:
+            return error_response(404, "not_found", f"no image {side.image_id!r} here", name)
+        found.append(fingerprint)
+    return found[0], found[1]
+
+
+async def _uploaded_pair(request: web.Request) -> tuple[Fingerprint, Fingerprint] | web.Response:
+    images: dict[str, bytes] = {}
+    try:
+        async for part in await request.multipart():
+            if len(images) == 2 or not isinstance(part, BodyPartReader):
+                return error_response(400, "invalid_body", "send exactly two fields: a and b")
+            if part.name not in ("a", "b") or part.name in images:
+                return error_response(400, "invalid_body", "send exactly two fields: a and b")
+            images[part.name] = bytes(await part.read())
+    except (ValueError, AssertionError):
+        return error_response(400, "invalid_body", "the multipart body is malformed")
+    for name in ("a", "b"):
+        if name not in images:
+            return error_response(400, "missing_image", f"send image {name!r}", name)
+    fingerprints = []
+    for name in ("a", "b"):
+        try:
+            fingerprints.append(
+                await fingerprint_in_pool(request.app[POOL], images[name], query=name == "a")
+            )
+        except ImageRejected as exc:
+            status = 413 if exc.code in ("image_too_large", "decompression_bomb") else 422
+            return error_response(status, exc.code, str(exc), name)
+    return fingerprints[0], fingerprints[1]
+
+
+def _invalid(exc: ValidationError) -> web.Response:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"])
+    return error_response(400, "invalid_request", f"{field}: {err['msg']}", field or None)
 
 
 async def _request_from_upload(request: web.Request) -> MatcherSearchRequest | web.Response:

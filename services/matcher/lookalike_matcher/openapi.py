@@ -9,8 +9,10 @@ from pydantic import BaseModel, TypeAdapter
 
 from lookalike_shared.contracts import (
     MATCHER_MAX_LIMIT,
+    Comparison,
     ErrorBody,
     ImageId,
+    MatcherCompareRequest,
     MatcherSearchRequest,
     MatcherSearchResponse,
     MatcherStats,
@@ -53,6 +55,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "paths": {
             "/v1/search": {"post": _search_operation()},
+            "/v1/compare": {"post": _compare_operation()},
             "/v1/images/{image_id}": {"get": _image_operation()},
             **_service_paths(),
         },
@@ -64,6 +67,8 @@ def _schemas() -> dict[str, Any]:
     models: list[type[BaseModel]] = [
         MatcherSearchRequest,
         MatcherSearchResponse,
+        MatcherCompareRequest,
+        Comparison,
         MatcherStats,
         ErrorBody,
     ]
@@ -104,6 +109,35 @@ def _search_operation() -> dict[str, Any]:
             "413": _error("Request or image too large, or too many form fields."),
             "415": _error("Neither JSON nor multipart."),
             "422": _error("The upload is not an image we accept."),
+            "503": _error("No worker process can fingerprint an upload now."),
+        },
+    }
+
+
+def _compare_operation() -> dict[str, Any]:
+    binary = {"type": "string", "format": "binary"}
+    upload = {"type": "object", "required": ["a", "b"], "properties": {"a": binary, "b": binary}}
+    return {
+        "summary": "Is b the same artwork as a? Each side a fingerprint or a catalogue image id "
+        "(JSON; an id this matcher does not hold 404s), or both uploaded (multipart).",
+        "description": "The verdict a search would give on the pair, at the same threshold, "
+        "with where each image lies on the other and the keypoints matched. Limits as for "
+        "/v1/search.",
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _ref("MatcherCompareRequest")},
+                "multipart/form-data": {"schema": upload},
+            },
+        },
+        "responses": {
+            "200": _json(_ref("Comparison"), "The verdict and its evidence."),
+            "400": _error("Invalid request; `field` names what is wrong."),
+            "404": _error("An image id this matcher does not hold."),
+            "408": _error("The body did not arrive within the deadline."),
+            "413": _error("Request or image too large."),
+            "415": _error("Neither JSON nor multipart."),
+            "422": _error("An upload is not an image we accept; `field` says which."),
             "503": _error("No worker process can fingerprint an upload now."),
         },
     }

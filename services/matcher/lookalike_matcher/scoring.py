@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from lookalike_shared.contracts import DIHEDRAL_TRANSFORMS, Box, Fingerprint, MatcherMatch, Overlap
 
@@ -78,36 +79,60 @@ class QueryEvidence:
         )
 
 
+EvidenceKind = Literal["hash", "appearance", "whole_hash", "keypoints"]
+
+
 @dataclass
-class _Best:
-    """The strongest evidence so far: its score, which turn of the query, and where."""
+class Evidence:
+    """The strongest evidence for one candidate: its score, which turn of the query, what
+    kind it was, and where each side lies on the other (boxes in each one's content)."""
 
     score: float
+    kind: EvidenceKind
     transform: str
     target_box: Box
     target_untrimmed: bool
+    query_box: Box
     query_share: float
+    local: LocalMatch | None = None  # the keypoint match, when there was one
 
     def take(
-        self, score: float, transform: str, box: Box, untrimmed: bool, query_share: float
+        self,
+        score: float,
+        kind: EvidenceKind,
+        transform: str,
+        box: Box,
+        untrimmed: bool,
+        query_share: float,
+        query_box: Box = _WHOLE,
     ) -> None:
         if score > self.score:
-            self.score, self.transform = score, transform
-            self.target_box, self.target_untrimmed, self.query_share = box, untrimmed, query_share
+            self.score, self.kind, self.transform = score, kind, transform
+            self.target_box, self.target_untrimmed = box, untrimmed
+            self.query_box, self.query_share = query_box, query_share
 
 
 def judge(state: IndexState, image_id: str, c: Candidate, query: QueryEvidence) -> MatcherMatch:
     """Score one candidate on all the evidence there is; the strongest wins."""
+    image = state.image(c.slot)
+    best = weigh(state, c, query)
+    return _match(image_id, image.version, image.trim, c.distance, best, query.fingerprint.trim)
+
+
+def weigh(state: IndexState, c: Candidate, query: QueryEvidence) -> Evidence:
+    """All the evidence there is for one candidate, the strongest first."""
     s = state.slots
     slot = c.slot
     image = state.image(slot)
     # Boxes are in the trimmed content unless a hash of the untrimmed image matched.
     query_box = query.fingerprint.regions[c.query_region].box if c.query_region >= 0 else _WHOLE
-    best = _Best(
+    best = Evidence(
         score=score_hash(c.distance),  # hash-only evidence: the floor
+        kind="hash",
         transform=DIHEDRAL_TRANSFORMS[c.transform],
         target_box=image.region_boxes[c.region] if c.region >= 0 else _WHOLE,
         target_untrimmed=c.region == UNTRIMMED,
+        query_box=query_box,
         query_share=query_box.w * query_box.h,
     )
     colour = 1.0
@@ -117,7 +142,7 @@ def judge(state: IndexState, image_id: str, c: Candidate, query: QueryEvidence) 
             s.chroma[slot] if s.has_chroma[slot] else None,
         )
         structure *= colour * aspect_agreement(query.aspects[0], s.aspect[slot][0], turn)
-        best.take(structure, DIHEDRAL_TRANSFORMS[turn], _WHOLE, False, 1.0)
+        best.take(structure, "appearance", DIHEDRAL_TRANSFORMS[turn], _WHOLE, False, 1.0)
     targets = []
     if s.has256[slot]:
         targets.append((s.hash256[slot].tobytes(), False))
@@ -130,28 +155,37 @@ def judge(state: IndexState, image_id: str, c: Candidate, query: QueryEvidence) 
                 query.aspects[k // 8], s.aspect[slot][int(untrimmed)], k % 8
             )
             global_score = colour * agreement * score_global(hamming256(q256, target256))
-            best.take(global_score, DIHEDRAL_TRANSFORMS[k % 8], _WHOLE, untrimmed, 1.0)
+            best.take(
+                global_score, "whole_hash", DIHEDRAL_TRANSFORMS[k % 8], _WHOLE, untrimmed, 1.0
+            )
     if query.keypoints is not None and s.kp_length[slot] > 0:
         raw = state.keypoints.read(int(s.kp_offset[slot]), int(s.kp_length[slot]))
-        local: LocalMatch | None = verify_local(query.keypoints, Keypoints.from_bytes(raw))
+        local = verify_local(query.keypoints, Keypoints.from_bytes(raw))
         if local is not None:
-            x, y, w, h = local.region
+            best.local = local
             # Keypoints see through flips; only a quarter turn found earlier is kept.
             how = best.transform if best.transform in _QUARTER_TURNS else "identity"
             best.take(
-                score_local(local.inliers), how, Box(x=x, y=y, w=w, h=h), False, local.query_share
+                score_local(local.inliers),
+                "keypoints",
+                how,
+                Box(x=local.region[0], y=local.region[1], w=local.region[2], h=local.region[3]),
+                False,
+                local.query_share,
+                Box(
+                    x=local.query_region[0],
+                    y=local.query_region[1],
+                    w=local.query_region[2],
+                    h=local.query_region[3],
+                ),
             )
-    return _match(image_id, image.version, image.trim, c.distance, best, query.fingerprint.trim)
+    return best
 
 
 def _match(
-    image_id: str, version: int, trim: Box, distance: int, best: _Best, q_trim: Box
+    image_id: str, version: int, trim: Box, distance: int, best: Evidence, q_trim: Box
 ) -> MatcherMatch:
-    trim = trim if not best.target_untrimmed else _WHOLE
-    box = best.target_box
-    in_target = Box(
-        x=trim.x + box.x * trim.w, y=trim.y + box.y * trim.h, w=box.w * trim.w, h=box.h * trim.h
-    )
+    in_target = in_image(best.target_box, trim if not best.target_untrimmed else _WHOLE)
     return MatcherMatch(
         image_id=image_id,
         version=version,
@@ -169,4 +203,11 @@ def _match(
             w=round(in_target.w, 4),
             h=round(in_target.h, 4),
         ),
+    )
+
+
+def in_image(box: Box, trim: Box) -> Box:
+    """A box in an image's trimmed content, in fractions of the whole image."""
+    return Box(
+        x=trim.x + box.x * trim.w, y=trim.y + box.y * trim.h, w=box.w * trim.w, h=box.h * trim.h
     )

@@ -70,6 +70,10 @@ class LocalMatch:
     inliers: int
     region: tuple[float, float, float, float]  # (x, y, w, h) in the candidate's content
     query_share: float  # share of the query's content that lies on the candidate
+    # (x, y, w, h) in the query's content: the part of it that lies on the candidate
+    query_region: tuple[float, float, float, float]
+    # The inlier pairs (query x, y, candidate x, y), each in fractions of its content
+    pairs: Array
 
 
 def verify_local(query: Keypoints, target: Keypoints) -> LocalMatch | None:
@@ -112,13 +116,43 @@ def verify_local(query: Keypoints, target: Keypoints) -> LocalMatch | None:
     if cx1 <= cx0 or cy1 <= cy0:
         return None
     clipped = (cx1 - cx0) * (cy1 - cy0)
-    region = (
-        cx0 / target.width,
-        cy0 / target.height,
-        (cx1 - cx0) / target.width,
-        (cy1 - cy0) / target.height,
+    region = _fraction_box(cx0, cy0, cx1, cy1, target)
+    inlier_pairs = np.hstack(
+        [src[keep] / (query.width, query.height), dst[keep] / (target.width, target.height)]
+    ).astype(np.float32)
+    return LocalMatch(
+        inliers,
+        region,
+        min(1.0, clipped / full),
+        _query_region(similarity, query, target),
+        inlier_pairs,
     )
-    return LocalMatch(inliers, region, min(1.0, clipped / full))
+
+
+def _fraction_box(
+    x0: float, y0: float, x1: float, y1: float, of: Keypoints
+) -> tuple[float, float, float, float]:
+    return (x0 / of.width, y0 / of.height, (x1 - x0) / of.width, (y1 - y0) / of.height)
+
+
+def _query_region(
+    similarity: Array | None, query: Keypoints, target: Keypoints
+) -> tuple[float, float, float, float]:
+    """The part of the query that lies on the candidate: the candidate's corners carried
+    back into the query, clipped to it (the whole query when it is a crop of the candidate)."""
+    if similarity is None:
+        return (0.0, 0.0, 1.0, 1.0)
+    back = cv2.invertAffineTransform(similarity)
+    corners = np.array(
+        [[0, 0], [target.width, 0], [target.width, target.height], [0, target.height]],
+        dtype=np.float64,
+    )
+    projected = cv2.transform(corners[None], back)[0]
+    x0, y0 = np.clip(projected.min(axis=0), 0, (query.width, query.height))
+    x1, y1 = np.clip(projected.max(axis=0), 0, (query.width, query.height))
+    if x1 <= x0 or y1 <= y0:
+        return (0.0, 0.0, 1.0, 1.0)
+    return _fraction_box(float(x0), float(y0), float(x1), float(y1), query)
 
 
 def _spread(xy: Array) -> bool:
