@@ -7,6 +7,8 @@ from pydantic_settings import NoDecode
 
 from lookalike_shared.config import CommonSettings, split_csv
 
+from .params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
 
 class GatewaySettings(CommonSettings):
     bind_host: str = Field("0.0.0.0", description="Address the HTTP server listens on.")
@@ -30,6 +32,12 @@ class GatewaySettings(CommonSettings):
         "matcher's duplicates to be looked up first (0 sends all at once). Past the "
         "matcher's usual answer: an Elasticsearch that runs one search at a time (the "
         "stand-in) would otherwise queue the duplicates' lookup behind a kNN scan.",
+    )
+    page_size: int = Field(
+        DEFAULT_PAGE_SIZE,
+        ge=1,
+        le=MAX_PAGE_SIZE,
+        description="Hits a search without `limit` gets; the search page shows this many a page.",
     )
     max_upload_bytes: int = Field(25 * 1024 * 1024, description="Largest request body accepted.")
     file_root: str | None = Field(None, description="file:// image URLs allowed below this.")
