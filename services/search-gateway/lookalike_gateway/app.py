@@ -48,8 +48,8 @@ POOL = web.AppKey("pool", WorkerPool)
 INDEX_HTML = web.AppKey("index_html", bytes)
 # The page loads its own script, style sheet and thumbnails, and shows a pasted or typed
 # query image (blob:, data:, or the https URL typed); it talks only to this origin, and
-# no other page may frame it. No inline script or style: app.js sets styles through the
-# CSSOM, which a CSP allows.
+# no other page may frame it. No inline script or style: the page's modules set styles
+# through the CSSOM, which a CSP allows.
 PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; "
     "img-src 'self' data: blob: https:; connect-src 'self'; "
@@ -85,6 +85,7 @@ def init_app(settings: GatewaySettings) -> web.Application:
     )
     app.cleanup_ctx.append(_backends)
     secure_headers(app, PAGE_CSP)
+    app.on_response_prepare.append(_revalidate_static)
     add_health_routes(app, lambda: app[POOL].not_ready_reason)
     app.router.add_get("/", index_page)
     app.router.add_static("/static/", STATIC, name="static")
@@ -94,6 +95,13 @@ def init_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/v1/page-config", page_config)
     app.router.add_get("/openapi.json", openapi_json)
     return app
+
+
+async def _revalidate_static(request: web.Request, response: web.StreamResponse) -> None:
+    """The page is a graph of modules: a browser that kept some from before a deploy and
+    fetched others after would run a mix. Asking again each time costs a 304."""
+    if request.path.startswith("/static/") and "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = "no-cache"
 
 
 def page_config_of(settings: GatewaySettings) -> dict[str, Any]:

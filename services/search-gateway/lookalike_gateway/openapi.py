@@ -219,10 +219,11 @@ def openapi_document() -> dict[str, Any]:
             "/v1/search": {"post": _search_operation()},
             "/v1/images/{image_id}/thumbnail": {"get": _thumbnail_operation()},
             "/v1/images/{image_id}/colors": {"get": _colors_operation()},
+            "/v1/page-config": {"get": _page_config_operation()},
             "/": _health("The search page.", "text/html"),
             "/static/{filename}": {
                 "get": {
-                    "summary": "The search page's scripts and styles.",
+                    "summary": "The search page's ES modules (a JavaScript type) and styles.",
                     "parameters": [
                         {
                             "name": "filename",
