@@ -68,6 +68,11 @@ async def _open(browser: Browser, url: str, **context: Any) -> Page:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.errors = errors  # type: ignore[attr-defined]
+    # A module that fails to load (a 404, a wrong MIME type) is a console error, not a
+    # page error: the rest of the page simply never runs.
+    console_errors: list[str] = []
+    page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
+    page.console_errors = console_errors  # type: ignore[attr-defined]
     await page.goto(url)
     return page
 
@@ -144,6 +149,48 @@ async def test_dropping_an_image_streams_cards_and_a_colour_filter_changes_them(
     assert page.errors == []  # type: ignore[attr-defined]
     # Previews, thumbnails, outlines and palettes all work within the strict policy.
     assert await csp_violations(page) == []
+
+
+async def test_the_page_loads_its_modules_with_no_console_errors_and_answers_keys(
+    browser: Browser, indexed_catalogue: IndexedCatalogue
+) -> None:
+    page = await _open(browser, indexed_catalogue.gateway.url)
+
+    await page.keyboard.press("/")  # handled only once every module has loaded and run
+
+    assert await page.evaluate("document.activeElement.id") == "q"
+    assert page.console_errors == []  # type: ignore[attr-defined]
+    assert page.errors == []  # type: ignore[attr-defined]
+    assert await csp_violations(page) == []
+
+
+async def test_the_page_shows_the_gateways_page_size_and_facet_groups(
+    browser: Browser, indexed_catalogue: IndexedCatalogue
+) -> None:
+    async with indexed_catalogue.another_gateway(page_size=5) as gateway:
+        async with gateway.http.get(f"{gateway.url}/v1/page-config") as resp:
+            config = await resp.json()
+        counted = (await gateway.search(image_id="img-00020", limit=1)).done["facets"]
+        page = await _open(browser, f"{gateway.url}/?image_id=img-00020")
+        await _wait_done(page)
+        first_page = await page.locator("#results .card").count()
+        await page.click("#more")
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#results .card').length > 5", timeout=15_000
+        )
+        await _wait_done(page)
+        two_pages = await page.locator("#results .card").count()
+        groups = await page.locator("#facets .facet-group").evaluate_all(
+            "(groups) => groups.map((g) => g.dataset.facet)"
+        )
+
+    assert config["page_size"] == 5
+    assert first_page == 5
+    assert two_pages == 10
+    # The groups the server counts, in its order, each one that has counts.
+    assert groups == [key for key in config["facets"] if counted.get(key)]
+    assert len(groups) >= 3
+    assert page.errors == []  # type: ignore[attr-defined]
 
 
 async def test_the_page_is_served_with_a_strict_policy_that_blocks_inline_script(

@@ -493,7 +493,7 @@ async def test_every_answer_carries_the_security_headers_and_no_version(
     answers = []
     for method, path in [
         ("GET", "/"),
-        ("GET", "/static/app.js"),
+        ("GET", "/static/main.js"),
         ("GET", "/openapi.json"),
         ("GET", "/readyz"),
         ("GET", "/v1/images/img-00003/thumbnail"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import time
@@ -28,10 +29,11 @@ from lookalike_shared.imaging import ImageRejected
 from lookalike_shared.pool import WorkerPool
 
 from . import metrics
-from .es_queries import CatalogueSearch
+from .es_queries import FACET_FIELDS, CatalogueSearch
 from .matcher_client import MatcherClient
 from .openapi import openapi_document
-from .params import BadRequest, read_search_request
+from .palette_param import MAX_COLOURS
+from .params import MAX_PAGE_SIZE, BadRequest, read_search_request
 from .search import SearchService
 from .settings import GatewaySettings
 from .thumbnails import ThumbnailCache
@@ -43,10 +45,11 @@ SETTINGS = web.AppKey("settings", GatewaySettings)
 SERVICE = web.AppKey("service", SearchService)
 THUMBNAILS = web.AppKey("thumbnails", ThumbnailCache)
 POOL = web.AppKey("pool", WorkerPool)
+INDEX_HTML = web.AppKey("index_html", bytes)
 # The page loads its own script, style sheet and thumbnails, and shows a pasted or typed
 # query image (blob:, data:, or the https URL typed); it talks only to this origin, and
-# no other page may frame it. No inline script or style: app.js sets styles through the
-# CSSOM, which a CSP allows.
+# no other page may frame it. No inline script or style: the page's modules set styles
+# through the CSSOM, which a CSP allows.
 PAGE_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; "
     "img-src 'self' data: blob: https:; connect-src 'self'; "
@@ -74,6 +77,7 @@ def init_app(settings: GatewaySettings) -> web.Application:
         middlewares=[count_requests, json_errors, body_deadline(settings.body_timeout_seconds)],
     )
     app[SETTINGS] = settings
+    app[INDEX_HTML] = render_index(settings)
     app[POOL] = WorkerPool(
         settings.pool_workers or None,
         start_timeout_seconds=settings.pool_start_timeout_seconds,
@@ -81,14 +85,50 @@ def init_app(settings: GatewaySettings) -> web.Application:
     )
     app.cleanup_ctx.append(_backends)
     secure_headers(app, PAGE_CSP)
+    app.on_response_prepare.append(_revalidate_static)
     add_health_routes(app, lambda: app[POOL].not_ready_reason)
     app.router.add_get("/", index_page)
     app.router.add_static("/static/", STATIC, name="static")
     app.router.add_post("/v1/search", search)
     app.router.add_get("/v1/images/{image_id}/thumbnail", thumbnail)
     app.router.add_get("/v1/images/{image_id}/colors", image_colors)
+    app.router.add_get("/v1/page-config", page_config)
     app.router.add_get("/openapi.json", openapi_json)
     return app
+
+
+async def _revalidate_static(request: web.Request, response: web.StreamResponse) -> None:
+    """The page is a graph of modules: a browser that kept some from before a deploy and
+    fetched others after would run a mix. Asking again each time costs a 304."""
+    if request.path.startswith("/static/") and "Cache-Control" not in response.headers:
+        response.headers["Cache-Control"] = "no-cache"
+
+
+def page_config_of(settings: GatewaySettings) -> dict[str, Any]:
+    """What the search page must not decide for itself: the server's own page size, the
+    facets the done line counts, and the limits a request is held to."""
+    return {
+        "page_size": settings.page_size,
+        "max_page_size": MAX_PAGE_SIZE,
+        "facets": list(FACET_FIELDS),
+        "max_palette_colours": MAX_COLOURS,
+    }
+
+
+def render_index(settings: GatewaySettings) -> bytes:
+    """The page with its config in a <meta>: read as the modules load, so no event of the
+    page's first moments waits on a second request (a module's top-level await would not
+    hold back `load`, and a drop made meanwhile would be lost)."""
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+    config = html.escape(json.dumps(page_config_of(settings)), quote=True)
+    return page.replace("{{page_config}}", config).encode()
+
+
+async def page_config(request: web.Request) -> web.Response:
+    return web.json_response(
+        page_config_of(request.app[SETTINGS]),
+        headers={"Cache-Control": "no-cache"},  # settings change with a restart, not a page
+    )
 
 
 async def openapi_json(_: web.Request) -> web.Response:
@@ -135,8 +175,13 @@ async def count_requests(
         metrics.REQUESTS.labels(route, f"{status // 100}xx").inc()
 
 
-async def index_page(_: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+async def index_page(request: web.Request) -> web.Response:
+    return web.Response(
+        body=request.app[INDEX_HTML],
+        content_type="text/html",
+        charset="utf-8",
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 def public_message(exc: BadRequest) -> str:
@@ -163,7 +208,8 @@ async def search(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE]
     try:
         # Waiting for the client's upload is not the gateway's own time: note it apart.
-        parsed = await read_search_request(request, request.app[SETTINGS].max_upload_bytes)
+        settings = request.app[SETTINGS]
+        parsed = await read_search_request(request, settings.max_upload_bytes, settings.page_size)
         timeline.record("upload", started, time.perf_counter())
         # PoolUnavailable (no worker process can analyse) becomes a 503 in json_errors.
         query = await service.query_image(parsed)

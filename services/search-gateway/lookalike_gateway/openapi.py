@@ -178,6 +178,33 @@ def _colors_operation() -> dict[str, Any]:
     }
 
 
+def _page_config_operation() -> dict[str, Any]:
+    return {
+        "operationId": "pageConfig",
+        "summary": "What the search page reads at start instead of deciding it itself.",
+        "responses": {
+            "200": {
+                "description": "The gateway's page size (LOOKALIKE_PAGE_SIZE), the largest "
+                "`limit` it accepts, the facets a `done` line counts (in the order the page "
+                "shows them) and the most colours `palette` may hold.",
+                "content": {"application/json": {"schema": PAGE_CONFIG_SCHEMA}},
+            }
+        },
+    }
+
+
+PAGE_CONFIG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["page_size", "max_page_size", "facets", "max_palette_colours"],
+    "properties": {
+        "page_size": {"type": "integer", "minimum": 1},
+        "max_page_size": {"type": "integer", "minimum": 1},
+        "facets": {"type": "array", "items": {"type": "string"}},
+        "max_palette_colours": {"type": "integer", "minimum": 1},
+    },
+}
+
+
 def openapi_document() -> dict[str, Any]:
     readyz = _health("Ready to search; 503 with a reason until then.")
     readyz["get"]["responses"]["503"] = {"description": "Not ready, with a `reason`."}
@@ -192,10 +219,11 @@ def openapi_document() -> dict[str, Any]:
             "/v1/search": {"post": _search_operation()},
             "/v1/images/{image_id}/thumbnail": {"get": _thumbnail_operation()},
             "/v1/images/{image_id}/colors": {"get": _colors_operation()},
+            "/v1/page-config": {"get": _page_config_operation()},
             "/": _health("The search page.", "text/html"),
             "/static/{filename}": {
                 "get": {
-                    "summary": "The search page's scripts and styles.",
+                    "summary": "The search page's ES modules (a JavaScript type) and styles.",
                     "parameters": [
                         {
                             "name": "filename",

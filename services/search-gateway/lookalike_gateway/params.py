@@ -36,6 +36,8 @@ class BadRequest(Exception):
 
 
 MAX_CURSOR_CHARS = 64  # the cursors this server issues are about 16 characters
+DEFAULT_PAGE_SIZE = 24  # a search without `limit`: a full grid on a desktop screen
+MAX_PAGE_SIZE = 100  # every backend is asked for offset + limit results
 
 
 class SearchParams(BaseModel):
@@ -57,7 +59,12 @@ class SearchParams(BaseModel):
     min_height: int | None = Field(None, ge=1, le=100_000)
     year_from: int | None = Field(None, ge=-5000, le=3000)
     year_to: int | None = Field(None, ge=-5000, le=3000)
-    limit: int = Field(24, ge=1, le=100)
+    limit: int = Field(
+        DEFAULT_PAGE_SIZE,
+        ge=1,
+        le=MAX_PAGE_SIZE,
+        description="Hits in this page; without it, the gateway's page size (LOOKALIKE_PAGE_SIZE).",
+    )
     cursor: Annotated[str, Field(max_length=MAX_CURSOR_CHARS)] | None = None
 
     @field_validator("colors", "format", mode="before")
@@ -255,7 +262,8 @@ async def _read_body(
     return {}, None
 
 
-def _validated(fields: dict[str, Any]) -> SearchParams:
+def _validated(fields: dict[str, Any], page_size: int) -> SearchParams:
+    fields.setdefault("limit", page_size)
     try:
         return SearchParams.model_validate(fields)
     except ValidationError as exc:
@@ -268,9 +276,11 @@ def _validated(fields: dict[str, Any]) -> SearchParams:
         raise BadRequest("invalid_parameter", message, field) from exc
 
 
-async def read_search_request(request: web.Request, max_image_bytes: int) -> SearchRequest:
+async def read_search_request(
+    request: web.Request, max_image_bytes: int, page_size: int = DEFAULT_PAGE_SIZE
+) -> SearchRequest:
     """Multipart (file field `image`), urlencoded form, or JSON (`image` as a data URL);
-    400 naming the field."""
+    400 naming the field. A request without `limit` gets `page_size` hits."""
     if request.content_length is not None and request.content_length > max_image_bytes:
         # Refused from the header alone, before a byte of the body is read.
         raise BadRequest("request_too_large", "the request body is over the size limit", status=413)
@@ -288,7 +298,7 @@ async def read_search_request(request: web.Request, max_image_bytes: int) -> Sea
         ) from exc
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError, AssertionError) as exc:
         raise BadRequest("invalid_body", f"the body could not be read: {exc}") from exc
-    params = _validated(fields)
+    params = _validated(fields, page_size)
     sources = [s for s in (image is not None, params.image_url, params.image_id) if s]
     if len(sources) > 1:
         raise BadRequest("invalid_parameter", "give one of image, image_url or image_id", "image")

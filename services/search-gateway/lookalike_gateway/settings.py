@@ -8,6 +8,8 @@ from pydantic_settings import NoDecode
 from lookalike_shared.config import split_csv
 from lookalike_shared.fetch import FetchSettings
 
+from .params import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
 
 class GatewaySettings(FetchSettings):
     bind_host: str = Field("0.0.0.0", description="Address the HTTP server listens on.")
@@ -31,6 +33,12 @@ class GatewaySettings(FetchSettings):
         "matcher's duplicates to be looked up first (0 sends all at once). Past the "
         "matcher's usual answer: an Elasticsearch that runs one search at a time (the "
         "stand-in) would otherwise queue the duplicates' lookup behind a kNN scan.",
+    )
+    page_size: int = Field(
+        DEFAULT_PAGE_SIZE,
+        ge=1,
+        le=MAX_PAGE_SIZE,
+        description="Hits a search without `limit` gets; the search page shows this many a page.",
     )
     max_upload_bytes: int = Field(25 * 1024 * 1024, description="Largest request body accepted.")
     fetch_timeout_seconds: float = Field(10.0, description="Deadline for fetching image_url.")
