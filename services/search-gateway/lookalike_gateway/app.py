@@ -29,6 +29,7 @@ from lookalike_shared.imaging import ImageRejected
 from lookalike_shared.pool import WorkerPool
 
 from . import metrics
+from .compare import compare_images, read_compare_request
 from .es_queries import FACET_FIELDS, CatalogueSearch
 from .matcher_client import MatcherClient
 from .openapi import openapi_document
@@ -90,6 +91,7 @@ def init_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/", index_page)
     app.router.add_static("/static/", STATIC, name="static")
     app.router.add_post("/v1/search", search)
+    app.router.add_post("/v1/compare", compare)
     app.router.add_get("/v1/images/{image_id}/thumbnail", thumbnail)
     app.router.add_get("/v1/images/{image_id}/colors", image_colors)
     app.router.add_get("/v1/page-config", page_config)
@@ -188,8 +190,12 @@ def public_message(exc: BadRequest) -> str:
     """The message a client sees: what was wrong with its request, in its own terms."""
     cause = exc.__cause__
     if isinstance(cause, FetchError):
-        log.info("image_url refused", extra={"code": cause.code, "detail": str(cause)})
-        return _FETCH_MESSAGES.get(cause.code, "image_url cannot be fetched")
+        field = exc.field or "image_url"
+        log.info(
+            "image URL refused", extra={"field": field, "code": cause.code, "detail": str(cause)}
+        )
+        message = _FETCH_MESSAGES.get(cause.code, "image_url cannot be fetched")
+        return message.replace("image_url", field)
     return str(exc)
 
 
@@ -244,6 +250,19 @@ async def search(request: web.Request) -> web.StreamResponse:
     await response.write_eof()
     metrics.SEARCH_SECONDS.observe(time.perf_counter() - started)
     return response
+
+
+async def compare(request: web.Request) -> web.Response:
+    """Is b the same artwork as a? Two images in, the matcher's verdict out."""
+    try:
+        parsed = await read_compare_request(request, request.app[SETTINGS].max_upload_bytes)
+        answer = await compare_images(request.app[SERVICE], parsed)
+    except BadRequest as exc:
+        refused = error_response(exc.status, exc.code, public_message(exc), exc.field)
+        if exc.status == 413:
+            refused.force_close()
+        return refused
+    return web.json_response(answer, headers={"Cache-Control": "no-store"})
 
 
 async def catalogue_document(request: web.Request) -> tuple[str, dict[str, Any]] | web.Response:

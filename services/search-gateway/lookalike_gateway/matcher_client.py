@@ -8,7 +8,10 @@ import logging
 import aiohttp
 
 from lookalike_shared.contracts import (
+    CompareSide,
+    Comparison,
     Fingerprint,
+    MatcherCompareRequest,
     MatcherMatch,
     MatcherSearchRequest,
     MatcherSearchResponse,
@@ -65,6 +68,22 @@ class MatcherClient:
         ranked = sorted(merged.values(), key=lambda m: (-m.score, m.image_id))
         return ranked[:limit], warnings
 
+    async def compare(self, a: Fingerprint, b: Fingerprint) -> Comparison:
+        """The verdict on two fingerprints. Any shard can judge a pair it is sent whole:
+        the first that answers does."""
+        body = MatcherCompareRequest(
+            a=CompareSide(fingerprint=a), b=CompareSide(fingerprint=b)
+        ).model_dump_json()
+        failures = []
+        for url in self.urls:
+            try:
+                raw = await self._post(f"{url}/v1/compare", body)
+                return Comparison.model_validate_json(raw)
+            except MatcherUnavailable as exc:
+                log.warning("matcher shard unavailable", extra={"url": url, "error": str(exc)})
+                failures.append(f"{url}: {exc}")
+        raise MatcherUnavailable("; ".join(failures))
+
     async def _scatter(
         self, urls: list[str], body: str, limit: int
     ) -> tuple[list[MatcherMatch], list[str]]:
@@ -97,18 +116,19 @@ class MatcherClient:
         return ranked[:limit], warnings
 
     async def _one(self, url: str, body: str) -> MatcherSearchResponse:
+        return MatcherSearchResponse.model_validate_json(await self._post(f"{url}/v1/search", body))
+
+    async def _post(self, url: str, body: str) -> bytes:
+        """A JSON POST's 200 body; NotHeld for a 404, MatcherUnavailable for anything else."""
         try:
             async with self.session.post(
-                f"{url}/v1/search",
-                data=body,
-                headers={"Content-Type": "application/json"},
-                timeout=self.timeout,
+                url, data=body, headers={"Content-Type": "application/json"}, timeout=self.timeout
             ) as resp:
                 if resp.status == 404:
                     raise NotHeld(url)
                 if resp.status != 200:
                     raise MatcherUnavailable(f"HTTP {resp.status}: {(await resp.text())[:200]}")
-                return MatcherSearchResponse.model_validate_json(await resp.read())
+                return await resp.read()
         except TimeoutError as exc:
             raise MatcherUnavailable(f"no answer within {self.timeout.total}s") from exc
         except aiohttp.ClientError as exc:

@@ -7,10 +7,18 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from lookalike_shared.contracts import NAMED_COLORS, DoneLine, ErrorBody, HitLine, ImageId
+from lookalike_shared.contracts import (
+    NAMED_COLORS,
+    Comparison,
+    DoneLine,
+    ErrorBody,
+    HitLine,
+    ImageId,
+)
 from lookalike_shared.http import MAX_FIELD_BYTES as MAX_HEADER_BYTES
 from lookalike_shared.http import MAX_LINE_BYTES
 
+from .compare import CompareParams
 from .params import (
     MAX_CURSOR_CHARS,
     MAX_FIELD_BYTES,
@@ -36,7 +44,7 @@ LIMITS = (
 
 def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for model in (SearchParams, HitLine, DoneLine, ErrorBody):
+    for model in (SearchParams, HitLine, DoneLine, CompareParams, Comparison, ErrorBody):
         schema = model.model_json_schema(ref_template=_REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
@@ -121,6 +129,67 @@ def _search_operation() -> dict[str, Any]:
             "503": _error(
                 "The catalogue needed to answer is unavailable, or no worker process can "
                 "read images right now."
+            ),
+        },
+    }
+
+
+def _compare_operation() -> dict[str, Any]:
+    params_ref = {"$ref": _REF.format(model="CompareParams")}
+
+    def with_images(image: dict[str, Any]) -> dict[str, Any]:
+        images = {"type": "object", "properties": {"a": image, "b": image}}
+        return {"allOf": [params_ref, images]}
+
+    binary = {"type": "string", "format": "binary"}
+    pasted = {"type": "string", "description": "An image as a data: URL or plain base64."}
+    answer = {
+        "allOf": [
+            {"$ref": _REF.format(model="Comparison")},
+            {
+                "type": "object",
+                "properties": {
+                    "overlay": {
+                        "type": "string",
+                        "description": "With `overlay`: a PNG data URL of both images side "
+                        "by side, the matched regions outlined and matched keypoints joined.",
+                    }
+                },
+            },
+        ]
+    }
+    return {
+        "operationId": "compare",
+        "summary": "Is b the same artwork as a? The verdict, with where each lies on the other.",
+        "description": (
+            "Each side is one of: an image (`a`, `b`: upload or pasted), an image URL "
+            "(`a_url`, `b_url`, under the same rules as a search's `image_url`) or a "
+            "catalogue image (`a_id`, `b_id`). The verdict is the matcher's, at the same "
+            "threshold as a search's `duplicate`. " + LIMITS
+        ),
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {"schema": with_images(binary)},
+                "application/x-www-form-urlencoded": {"schema": params_ref},
+                "application/json": {"schema": with_images(pasted)},
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "The verdict and its evidence.",
+                "content": {"application/json": {"schema": answer}},
+            },
+            "400": _error("A side is missing or given twice, or a parameter is malformed."),
+            "404": _error("A catalogue id is not in the catalogue."),
+            "408": _error("The body did not arrive within the deadline."),
+            "413": _error("The body or an image is over the size or pixel limit."),
+            "415": _error("The body is not multipart, a form or JSON."),
+            "422": _error("An image cannot be used; `field` says which side."),
+            "502": _error("An image URL or a catalogue image could not be fetched."),
+            "503": _error(
+                "The matcher or the catalogue is unavailable, or no worker process can read "
+                "images right now."
             ),
         },
     }
@@ -217,6 +286,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "paths": {
             "/v1/search": {"post": _search_operation()},
+            "/v1/compare": {"post": _compare_operation()},
             "/v1/images/{image_id}/thumbnail": {"get": _thumbnail_operation()},
             "/v1/images/{image_id}/colors": {"get": _colors_operation()},
             "/v1/page-config": {"get": _page_config_operation()},

@@ -142,7 +142,9 @@ class SearchRequest:
     image: bytes | None  # uploaded or pasted bytes
 
 
-async def _read_capped(part: BodyPartReader, cap: int, name: str, status: int) -> bytes:
+async def _read_capped(
+    part: BodyPartReader, cap: int, name: str, status: int, image: bool = False
+) -> bytes:
     """Read one multipart part, giving up as soon as it passes `cap` bytes: a chunked upload
     has no Content-Length to refuse it by, so the cap holds while streaming."""
     chunks: list[bytes] = []
@@ -150,7 +152,7 @@ async def _read_capped(part: BodyPartReader, cap: int, name: str, status: int) -
     while chunk := await part.read_chunk(64 * 1024):
         size += len(chunk)
         if size > cap:
-            code = "image_too_large" if name == "image" else "invalid_parameter"
+            code = "image_too_large" if image else "invalid_parameter"
             raise BadRequest(code, f"{name} is over the size limit ({cap} bytes)", name, status)
         chunks.append(chunk)
     return b"".join(chunks)
@@ -173,27 +175,30 @@ def _too_many_fields() -> BadRequest:
     )
 
 
-def _pasted_image(value: object, max_image_bytes: int) -> bytes:
-    """JSON `image`: a data URL (what a browser's clipboard gives) or plain base64."""
+def _pasted_image(value: object, max_image_bytes: int, name: str) -> bytes:
+    """An image in JSON: a data URL (what a browser's clipboard gives) or plain base64."""
     if not isinstance(value, str) or not value:
-        raise BadRequest("invalid_parameter", "image: expected a data: URL or base64", "image")
+        raise BadRequest("invalid_parameter", f"{name}: expected a data: URL or base64", name)
     if value.startswith("data:"):
         header, sep, value = value.partition(",")
         if not sep or not header.endswith(";base64"):
-            raise BadRequest("invalid_parameter", "image: a data: URL must be base64", "image")
+            raise BadRequest("invalid_parameter", f"{name}: a data: URL must be base64", name)
     if len(value) > max_image_bytes * 4 // 3 + 4:
-        raise BadRequest("image_too_large", "image is over the size limit", "image", 413)
+        raise BadRequest("image_too_large", f"{name} is over the size limit", name, 413)
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise BadRequest("invalid_parameter", "image: not valid base64", "image") from exc
+        raise BadRequest("invalid_parameter", f"{name}: not valid base64", name) from exc
+
+
+Images = dict[str, bytes]  # file field name -> its bytes
 
 
 async def _read_multipart(
-    request: web.Request, max_image_bytes: int
-) -> tuple[dict[str, Any], bytes | None]:
+    request: web.Request, max_image_bytes: int, image_fields: tuple[str, ...]
+) -> tuple[dict[str, Any], Images]:
     fields: dict[str, Any] = {}
-    image: bytes | None = None
+    images: Images = {}
     parts = 0
     async for part in await request.multipart():
         parts += 1
@@ -202,10 +207,10 @@ async def _read_multipart(
         if not isinstance(part, BodyPartReader):
             raise BadRequest("invalid_body", "nested multipart bodies are not accepted")
         name = part.name or ""
-        if name == "image":
-            if image is not None:
-                raise BadRequest("invalid_parameter", "image is given twice", "image")
-            image = await _read_capped(part, max_image_bytes, "image", 413)
+        if name in image_fields:
+            if name in images:
+                raise BadRequest("invalid_parameter", f"{name} is given twice", name)
+            images[name] = await _read_capped(part, max_image_bytes, name, 413, image=True)
             continue
         raw = await _read_capped(part, MAX_FIELD_BYTES, name, 400)
         try:
@@ -213,7 +218,7 @@ async def _read_multipart(
         except LookupError as exc:
             raise BadRequest("invalid_body", f"{name}: unknown charset", name) from exc
         _add_field(fields, name, text)
-    return fields, image
+    return fields, images
 
 
 async def _read_form(request: web.Request) -> dict[str, Any]:
@@ -229,8 +234,8 @@ async def _read_form(request: web.Request) -> dict[str, Any]:
 
 
 async def _read_json(
-    request: web.Request, max_image_bytes: int
-) -> tuple[dict[str, Any], bytes | None]:
+    request: web.Request, max_image_bytes: int, image_fields: tuple[str, ...]
+) -> tuple[dict[str, Any], Images]:
     raw = await request.read()
     try:
         check_json_shape(raw, MAX_JSON_DEPTH, MAX_JSON_VALUES)
@@ -239,27 +244,31 @@ async def _read_json(
     body = json.loads(raw)
     if not isinstance(body, dict):
         raise BadRequest("invalid_body", "the JSON body must be an object")
-    image = _pasted_image(body.pop("image"), max_image_bytes) if "image" in body else None
-    return body, image
+    images = {
+        name: _pasted_image(body.pop(name), max_image_bytes, name)
+        for name in image_fields
+        if name in body
+    }
+    return body, images
 
 
 async def _read_body(
-    request: web.Request, max_image_bytes: int
-) -> tuple[dict[str, Any], bytes | None]:
+    request: web.Request, max_image_bytes: int, image_fields: tuple[str, ...]
+) -> tuple[dict[str, Any], Images]:
     content_type = request.content_type
     if content_type.startswith("multipart/"):
-        return await _read_multipart(request, max_image_bytes)
+        return await _read_multipart(request, max_image_bytes, image_fields)
     if content_type == "application/json":
-        return await _read_json(request, max_image_bytes)
+        return await _read_json(request, max_image_bytes, image_fields)
     if content_type == "application/x-www-form-urlencoded":
-        return await _read_form(request), None
+        return await _read_form(request), {}
     if request.can_read_body:
         raise BadRequest(
             "unsupported_media_type",
             "send multipart/form-data, application/x-www-form-urlencoded or application/json",
             status=415,
         )
-    return {}, None
+    return {}, {}
 
 
 def _validated(fields: dict[str, Any], page_size: int) -> SearchParams:
@@ -267,25 +276,19 @@ def _validated(fields: dict[str, Any], page_size: int) -> SearchParams:
     try:
         return SearchParams.model_validate(fields)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        path = ".".join(str(p) for p in err["loc"])
-        field = str(err["loc"][0]) if err["loc"] else None  # the parameter, not an index in it
-        message = f"{path}: {err['msg']}" if path else err["msg"]
-        if err["type"] == "extra_forbidden":
-            message = f"unknown parameter {field!r}"
-        raise BadRequest("invalid_parameter", message, field) from exc
+        raise invalid_parameter(exc) from exc
 
 
-async def read_search_request(
-    request: web.Request, max_image_bytes: int, page_size: int = DEFAULT_PAGE_SIZE
-) -> SearchRequest:
-    """Multipart (file field `image`), urlencoded form, or JSON (`image` as a data URL);
-    400 naming the field. A request without `limit` gets `page_size` hits."""
+async def read_body(
+    request: web.Request, max_image_bytes: int, image_fields: tuple[str, ...]
+) -> tuple[dict[str, Any], Images]:
+    """Multipart (images as file fields), urlencoded form, or JSON (images as data URLs):
+    the fields and the images, or BadRequest."""
     if request.content_length is not None and request.content_length > max_image_bytes:
         # Refused from the header alone, before a byte of the body is read.
         raise BadRequest("request_too_large", "the request body is over the size limit", status=413)
     try:
-        fields, image = await _read_body(request, max_image_bytes)
+        return await _read_body(request, max_image_bytes, image_fields)
     except web.HTTPRequestEntityTooLarge as exc:
         raise BadRequest(
             "request_too_large", "the request body is over the size limit", status=413
@@ -298,7 +301,27 @@ async def read_search_request(
         ) from exc
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError, AssertionError) as exc:
         raise BadRequest("invalid_body", f"the body could not be read: {exc}") from exc
+
+
+def invalid_parameter(exc: ValidationError) -> BadRequest:
+    """pydantic's first complaint about a request's fields, naming the field."""
+    err = exc.errors()[0]
+    path = ".".join(str(p) for p in err["loc"])
+    field = str(err["loc"][0]) if err["loc"] else None  # the parameter, not an index in it
+    message = f"{path}: {err['msg']}" if path else err["msg"]
+    if err["type"] == "extra_forbidden":
+        message = f"unknown parameter {field!r}"
+    return BadRequest("invalid_parameter", message, field)
+
+
+async def read_search_request(
+    request: web.Request, max_image_bytes: int, page_size: int = DEFAULT_PAGE_SIZE
+) -> SearchRequest:
+    """Multipart (file field `image`), urlencoded form, or JSON (`image` as a data URL);
+    400 naming the field. A request without `limit` gets `page_size` hits."""
+    fields, images = await read_body(request, max_image_bytes, ("image",))
     params = _validated(fields, page_size)
+    image = images.get("image")
     sources = [s for s in (image is not None, params.image_url, params.image_id) if s]
     if len(sources) > 1:
         raise BadRequest("invalid_parameter", "give one of image, image_url or image_id", "image")

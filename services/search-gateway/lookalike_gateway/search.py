@@ -126,14 +126,14 @@ class SearchService:
                 # A stranger's URL: never a file on our disks, whatever the file root.
                 data = await self.fetcher.fetch(params.image_url, allow_files=False)
             except FetchError as exc:
-                raise _url_refused(exc) from exc
+                raise url_refused(exc, "image_url") from exc
         if data is None:
             return None
         started = time.perf_counter()
         try:
             analysis = await analyse_in_pool(self.pool, data, query=True)
         except ImageRejected as exc:
-            raise _image_refused(exc, "image_url" if params.image_url else "image") from exc
+            raise image_refused(exc, "image_url" if params.image_url else "image") from exc
         finally:
             record_call("fingerprint", started)
         return ImageQuery(
@@ -421,11 +421,13 @@ def _keyword_hits(answer: KeywordAnswer, params: SearchParams) -> list[HitLine]:
     return out
 
 
-def _url_refused(exc: FetchError) -> BadRequest:
+def url_refused(exc: FetchError, field: str) -> BadRequest:
+    """A stranger's image URL that cannot be used, as the client's error."""
     status = 422 if exc.code in ("fetch_not_found", "image_too_large") else 400
-    return BadRequest(exc.code, str(exc), "image_url", 502 if exc.transient else status)
+    return BadRequest(exc.code, str(exc), field, 502 if exc.transient else status)
 
 
-def _image_refused(exc: ImageRejected, field: str) -> BadRequest:
+def image_refused(exc: ImageRejected, field: str) -> BadRequest:
+    """Bytes that are not an image we accept, as the client's error."""
     status = 413 if exc.code in ("image_too_large", "decompression_bomb") else 422
     return BadRequest(exc.code, str(exc), field, status)
