@@ -330,3 +330,40 @@ async def test_page_fits_a_phone_screen_with_results(
     )
     await page.screenshot(path=str(PHONE_SCREENSHOT), full_page=False)
     assert await csp_violations(page) == []
+
+
+COMPARE_SCREENSHOT = Path("/tmp/lookalike-page-compare.png")
+
+
+async def test_compare_on_a_duplicate_card_shows_the_evidence(
+    browser: Browser, indexed_catalogue: IndexedCatalogue
+) -> None:
+    page = await _open(
+        browser, indexed_catalogue.gateway.url, viewport={"width": 1280, "height": 900}
+    )
+    query = resized_copy(sample_path(indexed_catalogue.root, CAT), 0.6)
+    await _drop_file(page, query, "chelsea.jpg", "image/jpeg")
+    await _wait_done(page)
+    first = page.locator("#results .card").first
+    assert await first.get_attribute("data-match") == "duplicate"
+    # Only the same artwork has evidence to show.
+    assert await page.locator("#results .card[data-match=similar] .compare-open").count() == 0
+
+    await first.locator(".compare-open").click()
+    dialog = page.locator("#compare")
+    await page.wait_for_function(
+        "() => { const img = document.getElementById('compare-overlay');"
+        " return !img.hidden && img.complete && img.naturalWidth > 0; }",
+        timeout=15_000,
+    )
+    assert await dialog.is_visible()
+    assert (await page.inner_text("#compare-status")).startswith("Same artwork · ")
+    assert "points matched" in await page.inner_text("#compare-facts")
+    assert "Chelsea the Cat" in await page.inner_text("#compare-title")
+    await page.screenshot(path=str(COMPARE_SCREENSHOT), full_page=False)
+
+    await page.click("#compare-close")
+    assert not await dialog.is_visible()
+    assert page.errors == []  # type: ignore[attr-defined]
+    assert page.console_errors == []  # type: ignore[attr-defined]
+    assert await csp_violations(page) == []

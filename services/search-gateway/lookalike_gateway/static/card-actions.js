@@ -1,8 +1,10 @@
 /*
- * What a person does with the cards: "More like this", a palette clicked to search by
- * its colours, and arrow keys that move through the grid as it is laid out.
+ * What a person does with the cards: "More like this", "Compare" on a duplicate, a palette
+ * clicked to search by its colours, and arrow keys that move through the grid as it is
+ * laid out.
  */
 
+import { openCompare } from "./compare-view.js";
 import { els, prefersReducedMotion } from "./dom.js";
 import { searchByPalette } from "./palette.js";
 import { useCatalogueImage } from "./query-image.js";
@@ -13,6 +15,11 @@ export function onResultsClick(event) {
   const strip = event.target.closest(".palette");
   if (strip && strip.dataset.palette) {
     searchByPalette(strip.dataset.palette);
+    return;
+  }
+  const compare = event.target.closest(".compare-open");
+  if (compare && compare.closest(".card")) {
+    openCompare(compare.closest(".card"));
     return;
   }
   const button = event.target.closest(".more-like");

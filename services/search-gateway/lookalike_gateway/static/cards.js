@@ -4,6 +4,7 @@
  */
 
 import { HEX_COLOUR, MATCH_LABELS, SCORE_MEANINGS, THUMB_ASPECT } from "./config.js";
+import { canCompare } from "./compare-view.js";
 import { el, els } from "./dom.js";
 import { paletteParam, shareOf } from "./palette.js";
 import { state } from "./state.js";
@@ -144,6 +145,12 @@ function buildCardBody(hit, doc, title, titleId) {
   more.type = "button";
   more.setAttribute("aria-label", `More like “${title}”`);
   actions.append(more);
+  if (hit.match === "duplicate" && canCompare()) {
+    const compare = el("button", "button button--small compare-open", "Compare");
+    compare.type = "button";
+    compare.setAttribute("aria-label", `Compare your image with “${title}”`);
+    actions.append(compare);
+  }
   body.append(actions);
   return body;
 }

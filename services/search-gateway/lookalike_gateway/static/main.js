@@ -10,6 +10,7 @@
 
 import { restoreFromLocation } from "./address-bar.js";
 import { onResultsClick, onResultsKeydown } from "./card-actions.js";
+import { wireCompare } from "./compare-view.js";
 import { els, numberInputs } from "./dom.js";
 import {
   onDocumentDragOver, onDocumentDrop, onDragEnter, onDragLeave, onDragOver, onDrop, onPaste,
@@ -71,6 +72,7 @@ function bindEvents() {
   els.results.addEventListener("click", onResultsClick);
   els.results.addEventListener("keydown", onResultsKeydown);
   els.more.addEventListener("click", loadMore);
+  wireCompare();
 }
 
 bindEvents();

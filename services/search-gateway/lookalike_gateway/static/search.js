@@ -179,7 +179,7 @@ function handleMessage(message, append) {
   }
 }
 
-async function readErrorMessage(response) {
+export async function readErrorMessage(response) {
   let body = "";
   try {
     body = await response.text();
