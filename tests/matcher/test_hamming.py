@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike_matcher import hamming
+from lookalike_matcher import hamming_layout, hamming_probe
 from lookalike_matcher.hamming import HammingTable, probe_count, split_radius
 
 Array = np.ndarray
@@ -79,7 +79,7 @@ def near(rng: np.random.Generator, codes: Array, count: int, flips: int) -> Arra
 def test_search_equals_brute_force_through_adds_deletes_compaction_and_reuse(
     monkeypatch: pytest.MonkeyPatch, widths: tuple[int, ...], prefix_from: int, prefix_bytes: float
 ) -> None:
-    monkeypatch.setattr(hamming, "PREFIX_TABLE_FROM", prefix_from)
+    monkeypatch.setattr(hamming_layout, "PREFIX_TABLE_FROM", prefix_from)
     parts = len(widths)
     rng = np.random.default_rng(sum(w * w for w in widths) + prefix_from)
     table = HammingTable(delta_limit=400, prefix_bytes_per_entry=prefix_bytes, widths=widths)
@@ -139,7 +139,7 @@ def test_search_equals_brute_force_through_adds_deletes_compaction_and_reuse(
 def test_linear_scan_in_blocks_answers_in_query_then_position_order(
     monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
-    # Blocks bound the scan's temporaries (hamming.SCAN_CHUNK); the answer and its order
+    # Blocks bound the scan's temporaries (hamming_probe.SCAN_CHUNK); the answer and its order
     # (the index breaks ties by it) must not depend on them: the same as in one block, in
     # query order, and every entry within the radius.
     rng = np.random.default_rng(11)
@@ -150,7 +150,7 @@ def test_linear_scan_in_blocks_answers_in_query_then_position_order(
     table.add(codes, np.arange(len(codes)), 0)
     table.merge()
     in_one_block = [a.tolist() for a in table.search(queries, radii, method="scan")]
-    monkeypatch.setattr(hamming, "SCAN_CHUNK", chunk)
+    monkeypatch.setattr(hamming_probe, "SCAN_CHUNK", chunk)
     got = [a.tolist() for a in table.search(queries, radii, method="scan")]
     assert got == in_one_block
     assert got[0] == sorted(got[0])
@@ -174,7 +174,7 @@ def test_split_radius_makes_pigeonhole_cover_every_distance() -> None:
 def test_snapshot_arrays_load_without_sorting_and_answer_the_same(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(hamming, "PREFIX_TABLE_FROM", 500)
+    monkeypatch.setattr(hamming_layout, "PREFIX_TABLE_FROM", 500)
     rng = np.random.default_rng(3)
     table = HammingTable(delta_limit=300)
     codes = rng.integers(0, 2**64, 3000, dtype=np.uint64, endpoint=False)
@@ -200,7 +200,7 @@ def test_snapshot_arrays_load_without_sorting_and_answer_the_same(
 
 
 def test_prefix_tables_grow_with_the_table_not_before(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hamming, "PREFIX_TABLE_FROM", 1000)
+    monkeypatch.setattr(hamming_layout, "PREFIX_TABLE_FROM", 1000)
     rng = np.random.default_rng(5)
     table = HammingTable(delta_limit=100, prefix_bytes_per_entry=0.5)
     table.add(rng.integers(0, 2**64, 900, dtype=np.uint64, endpoint=False), 0, 0)
