@@ -7,6 +7,7 @@ import pytest
 
 from lookalike_matcher import hamming_layout, hamming_probe
 from lookalike_matcher.hamming import HammingTable, probe_count, split_radius
+from lookalike_matcher.hamming_layout import PACKED_BITS, Substrings
 
 Array = np.ndarray
 
@@ -169,6 +170,36 @@ def test_split_radius_makes_pigeonhole_cover_every_distance() -> None:
     assert split_radius(10, [22, 21, 21]) == [3, 3, 2]
     assert split_radius(8, [22, 21, 21]) == [2, 2, 2]
     assert split_radius(0, [22, 21, 21]) == [0, -1, -1]
+
+
+@pytest.mark.parametrize(
+    "widths",
+    [(22, 21, 21), (32, 32), (16, 16, 16, 16), (22, 22, 20)],
+    ids=["three-parts", "two-parts", "four-parts", "uneven"],
+)
+def test_substrings_cut_codes_as_the_bit_strings_say(widths: tuple[int, ...]) -> None:
+    # Layouts and probes both cut codes through Substrings. Checked against plain bit
+    # strings, a wrong cut is named here, not only seen as a missed code in brute force.
+    rng = np.random.default_rng(len(widths))
+    codes = np.concatenate(
+        [
+            rng.integers(0, 2**64, 200, dtype=np.uint64, endpoint=False),
+            np.array([0, 2**64 - 1, 1, 2**63], dtype=np.uint64),
+        ]
+    )
+    cut = Substrings(widths)
+    starts = [sum(widths[:p]) for p in range(len(widths))]  # from the top, as text
+    for p, width in enumerate(widths):
+        substring = cut.substring(codes, p).tolist()
+        top3 = cut.substring(codes, p, 3).tolist()
+        packed = cut.packed(codes, p).tolist()
+        for j, code in enumerate(codes.tolist()):
+            text = format(code, "064b")
+            mine = text[starts[p] : starts[p] + width]
+            assert substring[j] == int(mine, 2)
+            assert top3[j] == int(mine[:3], 2)
+            rest = text[: starts[p]] + text[starts[p] + width :]
+            assert packed[j] == int(rest[:PACKED_BITS], 2), (p, code)
 
 
 def test_snapshot_arrays_load_without_sorting_and_answer_the_same(
