@@ -100,8 +100,8 @@ class Substrings:
 
 
 def prefix_bits(entries: int, width: int, bytes_per_entry: float) -> int:
-    """Bits of a prefix table taking at most `bytes_per_entry` per entry (0: no table):
-    below PREFIX_TABLE_FROM entries a binary search is as fast and costs no RAM."""
+    """Bits of a prefix table taking at most `bytes_per_entry` per entry (0: no table, as
+    below PREFIX_TABLE_FROM entries: lookups then binary-search the layout)."""
     if entries < PREFIX_TABLE_FROM:
         return 0
     bits = min(width, math.floor(math.log2(entries * bytes_per_entry / 4)))
