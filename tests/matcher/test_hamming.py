@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike_matcher import hamming
+from lookalike_matcher import hamming_layout, hamming_probe
 from lookalike_matcher.hamming import HammingTable, probe_count, split_radius
+from lookalike_matcher.hamming_layout import PACKED_BITS, Substrings
 
 Array = np.ndarray
 
@@ -79,7 +80,7 @@ def near(rng: np.random.Generator, codes: Array, count: int, flips: int) -> Arra
 def test_search_equals_brute_force_through_adds_deletes_compaction_and_reuse(
     monkeypatch: pytest.MonkeyPatch, widths: tuple[int, ...], prefix_from: int, prefix_bytes: float
 ) -> None:
-    monkeypatch.setattr(hamming, "PREFIX_TABLE_FROM", prefix_from)
+    monkeypatch.setattr(hamming_layout, "PREFIX_TABLE_FROM", prefix_from)
     parts = len(widths)
     rng = np.random.default_rng(sum(w * w for w in widths) + prefix_from)
     table = HammingTable(delta_limit=400, prefix_bytes_per_entry=prefix_bytes, widths=widths)
@@ -139,7 +140,7 @@ def test_search_equals_brute_force_through_adds_deletes_compaction_and_reuse(
 def test_linear_scan_in_blocks_answers_in_query_then_position_order(
     monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
-    # Blocks bound the scan's temporaries (hamming.SCAN_CHUNK); the answer and its order
+    # Blocks bound the scan's temporaries (hamming_probe.SCAN_CHUNK); the answer and its order
     # (the index breaks ties by it) must not depend on them: the same as in one block, in
     # query order, and every entry within the radius.
     rng = np.random.default_rng(11)
@@ -150,7 +151,7 @@ def test_linear_scan_in_blocks_answers_in_query_then_position_order(
     table.add(codes, np.arange(len(codes)), 0)
     table.merge()
     in_one_block = [a.tolist() for a in table.search(queries, radii, method="scan")]
-    monkeypatch.setattr(hamming, "SCAN_CHUNK", chunk)
+    monkeypatch.setattr(hamming_probe, "SCAN_CHUNK", chunk)
     got = [a.tolist() for a in table.search(queries, radii, method="scan")]
     assert got == in_one_block
     assert got[0] == sorted(got[0])
@@ -171,10 +172,40 @@ def test_split_radius_makes_pigeonhole_cover_every_distance() -> None:
     assert split_radius(0, [22, 21, 21]) == [0, -1, -1]
 
 
+@pytest.mark.parametrize(
+    "widths",
+    [(22, 21, 21), (32, 32), (16, 16, 16, 16), (22, 22, 20)],
+    ids=["three-parts", "two-parts", "four-parts", "uneven"],
+)
+def test_substrings_cut_codes_as_the_bit_strings_say(widths: tuple[int, ...]) -> None:
+    # Layouts and probes both cut codes through Substrings. Checked against plain bit
+    # strings, a wrong cut is named here, not only seen as a missed code in brute force.
+    rng = np.random.default_rng(len(widths))
+    codes = np.concatenate(
+        [
+            rng.integers(0, 2**64, 200, dtype=np.uint64, endpoint=False),
+            np.array([0, 2**64 - 1, 1, 2**63], dtype=np.uint64),
+        ]
+    )
+    cut = Substrings(widths)
+    starts = [sum(widths[:p]) for p in range(len(widths))]  # from the top, as text
+    for p, width in enumerate(widths):
+        substring = cut.substring(codes, p).tolist()
+        top3 = cut.substring(codes, p, 3).tolist()
+        packed = cut.packed(codes, p).tolist()
+        for j, code in enumerate(codes.tolist()):
+            text = format(code, "064b")
+            mine = text[starts[p] : starts[p] + width]
+            assert substring[j] == int(mine, 2)
+            assert top3[j] == int(mine[:3], 2)
+            rest = text[: starts[p]] + text[starts[p] + width :]
+            assert packed[j] == int(rest[:PACKED_BITS], 2), (p, code)
+
+
 def test_snapshot_arrays_load_without_sorting_and_answer_the_same(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(hamming, "PREFIX_TABLE_FROM", 500)
+    monkeypatch.setattr(hamming_layout, "PREFIX_TABLE_FROM", 500)
     rng = np.random.default_rng(3)
     table = HammingTable(delta_limit=300)
     codes = rng.integers(0, 2**64, 3000, dtype=np.uint64, endpoint=False)
@@ -200,7 +231,7 @@ def test_snapshot_arrays_load_without_sorting_and_answer_the_same(
 
 
 def test_prefix_tables_grow_with_the_table_not_before(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hamming, "PREFIX_TABLE_FROM", 1000)
+    monkeypatch.setattr(hamming_layout, "PREFIX_TABLE_FROM", 1000)
     rng = np.random.default_rng(5)
     table = HammingTable(delta_limit=100, prefix_bytes_per_entry=0.5)
     table.add(rng.integers(0, 2**64, 900, dtype=np.uint64, endpoint=False), 0, 0)

@@ -25,8 +25,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 M_MMAP_THRESHOLD = -3  # mallopt parameter number (malloc.h)
-# Blocks of a linear scan are 512 KiB (hamming.SCAN_CHUNK) and stay below; at 1M images the
-# hash stage's arrays do too, so searches pay no extra page faults (measured).
+# Blocks of a linear scan are 512 KiB (hamming_probe.SCAN_CHUNK) and stay below; at 1M
+# images the hash stage's arrays do too, so searches pay no extra page faults (measured).
 MMAP_THRESHOLD_BYTES = 1 << 20
 
 
