@@ -58,7 +58,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bulk_load import bulk_add, merge
-from datasets import package_samples
+from datasets import MIN_ORIGINAL_SIDE, package_samples, usable
 from robustness import FAMILIES
 
 from lookalike_matcher import candidates as index_module
@@ -84,7 +84,9 @@ def percentile(values: list[float], q: float) -> float:
 def real_fingerprints() -> tuple[list[Fingerprint], list[tuple[int, Fingerprint]]]:
     """(fingerprints of the originals, (original number, query fingerprint) pairs)."""
     originals, queries = [], []
-    for i, path in enumerate(package_samples()):
+    # A sample too small to be a catalogue image (skimage's 10x15 multipage.tif) is left out.
+    samples = [p for p in package_samples() if usable(p, MIN_ORIGINAL_SIDE)]
+    for i, path in enumerate(samples):
         data = path.read_bytes()
         originals.append(fingerprint_bytes(data))
         with Image.open(io.BytesIO(data)) as im:
