@@ -16,4 +16,5 @@ pytest_plugins = [
     "tests.fixtures.ingest",
     "tests.fixtures.matcher",
     "tests.fixtures.mariadb",
+    "tests.fixtures.library",
 ]

@@ -35,6 +35,11 @@ class CommonSettings(BaseSettings):
         "lookalike.fingerprints", description="Compacted topic of fingerprint records."
     )
     es_alias: str = Field("lookalike-images", description="Alias the services read and write.")
+    catalogue_profile: str | None = Field(
+        None,
+        description="A TOML catalogue profile (docs/integration.md): enrich and search the "
+        "library's own Elasticsearch index instead of keeping one of lookalike's own.",
+    )
     log_level: str = Field("INFO", description="Python logging level name.")
 
     @property

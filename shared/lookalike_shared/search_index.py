@@ -197,26 +197,34 @@ def search_document(
     fields lookalike computes always win over catalogue fields of the same name (a
     catalogue's own `decade` or `deleted` is not ours to keep); raises InvalidDocument if any
     field would be refused by the mapping."""
-    fingerprint = analysis.fingerprint
     doc = image.model_dump(mode="json")
     doc.update(
         decade=None if image.year is None else image.year // 10 * 10,
-        indexed_at=indexed_at.isoformat(),
         deleted=False,
         deleted_at=None,
-        width=fingerprint.width,
-        height=fingerprint.height,
-        megapixels=fingerprint.megapixels,
-        orientation=fingerprint.orientation,
-        format=fingerprint.format,
-        colors=fingerprint.colors,
-        palette=stored_palette(fingerprint.palette),
-        colour_bins=image_bins((p.hex, p.weight) for p in fingerprint.palette),
-        subjects=analysis.subjects,
-        embedding=stored_vector(analysis.embedding),
+        **measured_fields(analysis, indexed_at),
     )
     check_document(doc)
     return doc
+
+
+def measured_fields(analysis: ImageAnalysis, indexed_at: datetime) -> dict[str, Any]:
+    """What lookalike itself knows of an image: its size and format as decoded, colours,
+    subject words and look-alike vector (in the stored forms)."""
+    fingerprint = analysis.fingerprint
+    return {
+        "indexed_at": indexed_at.isoformat(),
+        "width": fingerprint.width,
+        "height": fingerprint.height,
+        "megapixels": fingerprint.megapixels,
+        "orientation": fingerprint.orientation,
+        "format": fingerprint.format,
+        "colors": fingerprint.colors,
+        "palette": stored_palette(fingerprint.palette),
+        "colour_bins": image_bins((p.hex, p.weight) for p in fingerprint.palette),
+        "subjects": analysis.subjects,
+        "embedding": stored_vector(analysis.embedding),
+    }
 
 
 _INTEGER_RANGES = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}

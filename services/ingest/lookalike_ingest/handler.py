@@ -25,6 +25,7 @@ from lookalike_shared.events import CatalogueEvent, ImageUpserted
 from lookalike_shared.fetch import FetchError, ImageFetcher
 from lookalike_shared.imaging import ImageRejected
 from lookalike_shared.pool import CallKillsWorkers, PoolUnavailable, WorkerPool, analyse_in_pool
+from lookalike_shared.profile import CatalogueProfile, enrichment
 from lookalike_shared.search_index import InvalidDocument, search_document
 
 from . import metrics
@@ -51,11 +52,13 @@ class EventHandler:
         fetcher: ImageFetcher,
         pool: WorkerPool,
         backoff: Backoff,
+        profile: CatalogueProfile | None = None,
     ) -> None:
         self.settings = settings
         self.fetcher = fetcher
         self.pool = pool
         self.backoff = backoff
+        self.profile = profile  # with one, only lookalike's own fields are written
 
     async def prepare(self, event: CatalogueEvent) -> PreparedEvent:
         """Raises PermanentFailure when the event can never be applied."""
@@ -75,7 +78,10 @@ class EventHandler:
             indexed_at=datetime.now(UTC),
         )
         try:
-            document = search_document(event.image, analysis, record.indexed_at)
+            if self.profile is None:
+                document = search_document(event.image, analysis, record.indexed_at)
+            else:
+                document = enrichment(analysis, event.version, record.indexed_at)
         except InvalidDocument as exc:
             raise PermanentFailure("invalid_document", str(exc)) from exc
         return PreparedEvent(

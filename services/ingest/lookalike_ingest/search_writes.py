@@ -7,6 +7,10 @@ refused with 409 (stale) and never overwrites a newer one. A delete writes a del
 marker under its version (search_index.deletion_marker), so the version outlives the
 image. Within a bulk, writes to one document id go to one shard and run in the order sent;
 the batch sends each image's writes in catalogue order.
+
+With a catalogue profile the documents are the library's: each write is a scripted partial
+update of lookalike's namespace only, applied if its version is newer than the namespace's
+(profile.guarded_update; "noop" is stale), and a delete leaves the version alone there.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any, Literal
 
 from elasticsearch import AsyncElasticsearch, ConflictError, NotFoundError
 
+from lookalike_shared.profile import CatalogueProfile, enrichment_removed, guarded_update
 from lookalike_shared.search_index import deletion_marker
 
 from . import metrics
@@ -46,10 +51,17 @@ class SearchWrite:
 
 
 class SearchWrites:
-    def __init__(self, es: AsyncElasticsearch, alias: str, backoff: Backoff) -> None:
+    def __init__(
+        self,
+        es: AsyncElasticsearch,
+        alias: str,
+        backoff: Backoff,
+        profile: CatalogueProfile | None = None,
+    ) -> None:
         self.es = es
-        self.alias = alias
+        self.alias = profile.alias if profile else alias
         self.backoff = backoff
+        self.profile = profile
 
     async def indexed_versions(self, image_ids: Iterable[str]) -> dict[str, int | PermanentFailure]:
         """image id -> the version Elasticsearch holds (NOT_INDEXED if none), in one call;
@@ -77,17 +89,32 @@ class SearchWrites:
             return versions
 
     async def _mget(self, ids: list[str]) -> dict[str, int]:
-        # No _source: the version is in the metadata, and documents are kilobytes each.
-        response = await self.es.mget(index=self.alias, ids=ids, source=False)
+        if self.profile is None:
+            # No _source: the version is in the metadata, and documents are kilobytes each.
+            response = await self.es.mget(index=self.alias, ids=ids, source=False)
+        else:
+            version = self.profile.ours("version")
+            response = await self.es.mget(index=self.alias, ids=ids, source_includes=[version])
         versions = {}
         for doc in response["docs"]:
             if doc.get("found"):
-                versions[doc["_id"]] = int(doc["_version"])
+                versions[doc["_id"]] = self._version_of(doc)
             elif "error" not in doc or _error_type(doc) == "index_not_found_exception":
                 versions[doc["_id"]] = NOT_INDEXED
             else:
                 raise BackendUnavailable(f"mget {doc['_id']}: {doc['error']}")
         return versions
+
+    def _version_of(self, doc: dict[str, Any]) -> int:
+        if self.profile is None:
+            return int(doc["_version"])
+        own = doc.get("_source", {}).get(self.profile.index.namespace) or {}
+        return int(own.get("version", NOT_INDEXED))
+
+    def _operations(self, writes: Iterable[SearchWrite]) -> list[dict[str, Any]]:
+        if self.profile is None:
+            return _index_operations(writes)
+        return _update_operations(self.profile, writes)
 
     async def write(self, writes: list[SearchWrite]) -> list[WriteResult]:
         """Apply the writes in one _bulk; one result per write, in order: applied, stale
@@ -111,7 +138,7 @@ class SearchWrites:
                     partial(
                         self.es.bulk,
                         index=self.alias,
-                        operations=_bulk_operations(writes[n] for n in pending),
+                        operations=self._operations(writes[n] for n in pending),
                     ),
                     events=len(pending),
                 )
@@ -135,12 +162,24 @@ class SearchWrites:
                 await asyncio.sleep(next(delays))
 
 
-def _bulk_operations(writes: Iterable[SearchWrite]) -> list[dict[str, Any]]:
+def _index_operations(writes: Iterable[SearchWrite]) -> list[dict[str, Any]]:
     operations: list[dict[str, Any]] = []
     for write in writes:
         meta = {"_id": write.image_id, "version": write.version, "version_type": "external"}
         document = write.document or deletion_marker(write.image_id, write.version)
         operations.extend(({"index": meta}, document))
+    return operations
+
+
+def _update_operations(
+    profile: CatalogueProfile, writes: Iterable[SearchWrite]
+) -> list[dict[str, Any]]:
+    operations: list[dict[str, Any]] = []
+    for write in writes:
+        # retry_on_conflict: the library's application may update the same document meanwhile.
+        meta = {"_id": write.image_id, "retry_on_conflict": 3}
+        fields = write.document or enrichment_removed(write.version)
+        operations.extend(({"update": meta}, guarded_update(profile, write.version, fields)))
     return operations
 
 
@@ -161,9 +200,14 @@ def _read_items(
         status = int(answer["status"])
         final: WriteResult | None
         if status < 300:
-            final = "applied"
+            final = "stale" if answer.get("result") == "noop" else "applied"
         elif status == 409:
             final = "stale"
+        elif _error_type(answer) == "document_missing_exception":
+            final = PermanentFailure(
+                "catalogue_document_missing",
+                f"the catalogue index has no document {write.image_id!r} to add to",
+            )
         elif is_retryable_status(status):
             final = None
             retrying.add(write.image_id)

@@ -16,6 +16,12 @@ from lookalike_shared.fetch import ImageFetcher
 from lookalike_shared.http import add_health_routes, json_errors, secure_headers, start_site
 from lookalike_shared.kafka import ensure_topics, make_producer, wait_for_kafka
 from lookalike_shared.pool import WorkerPool
+from lookalike_shared.profile import (
+    CatalogueProfile,
+    add_enrichment_mapping,
+    check_profile,
+    load_profile,
+)
 from lookalike_shared.search_index import ensure_index, wait_for_elasticsearch
 
 from .batch import BatchApplier
@@ -42,17 +48,33 @@ def make_batch_applier(
     producer: AIOKafkaProducer,
     fetcher: ImageFetcher,
     pool: WorkerPool,
+    profile: CatalogueProfile | None = None,
 ) -> BatchApplier:
     backoff = Backoff(settings.backoff_base_seconds, settings.backoff_cap_seconds)
     return BatchApplier(
-        EventHandler(settings, fetcher, pool, backoff),
-        SearchWrites(es, settings.es_alias, backoff),
+        EventHandler(settings, fetcher, pool, backoff, profile),
+        SearchWrites(es, settings.es_alias, backoff, profile),
         producer,
         settings.fingerprint_topic,
         DeadLetters(producer, settings.dlq_topic, backoff),
         backoff,
         settings.max_in_flight,
     )
+
+
+async def prepare_index(
+    es: AsyncElasticsearch, settings: IngestSettings
+) -> CatalogueProfile | None:
+    """lookalike's own index, created if need be; or, with a catalogue profile, the
+    library's index checked against it (ProfileError before anything is written) and
+    lookalike's fields added to its mapping."""
+    if settings.catalogue_profile is None:
+        await ensure_index(es, settings.es_alias)
+        return None
+    profile = load_profile(settings.catalogue_profile)
+    await check_profile(es, profile)
+    await add_enrichment_mapping(es, profile)
+    return profile
 
 
 async def run_ingest(settings: IngestSettings, ready: asyncio.Event | None = None) -> None:
@@ -75,7 +97,7 @@ async def run_ingest(settings: IngestSettings, ready: asyncio.Event | None = Non
         await wait_for_elasticsearch(es, timeout=120)
         await wait_for_kafka(settings.kafka_bootstrap, timeout=120)
         await ensure_topics(settings)
-        await ensure_index(es, settings.es_alias)
+        profile = await prepare_index(es, settings)
 
         producer = make_ingest_producer(settings)
         await producer.start()
@@ -91,7 +113,7 @@ async def run_ingest(settings: IngestSettings, ready: asyncio.Event | None = Non
             auto_offset_reset="earliest",
             max_poll_interval_ms=600_000,
         )
-        batches = make_batch_applier(settings, es, producer, fetcher, pool)
+        batches = make_batch_applier(settings, es, producer, fetcher, pool, profile)
         worker = IngestWorker(
             consumer, batches, settings.batch_max_records, idle_rest_ms=settings.kafka_idle_rest_ms
         )
