@@ -46,6 +46,7 @@ from elasticsearch import AsyncElasticsearch
 from elasticsearch.helpers import async_bulk
 from PIL import Image
 
+from lookalike_gateway.catalogue_fields import CatalogueFields
 from lookalike_gateway.es_queries import CatalogueSearch
 from lookalike_gateway.params import SearchParams
 from lookalike_shared.colour_bins import image_bins
@@ -212,7 +213,7 @@ async def time_backends(stack: Stack, queries: list[bytes], reps: int) -> dict[s
         AsyncElasticsearch(stack.es_url, request_timeout=30) as es,
         aiohttp.ClientSession() as http,
     ):
-        catalogue = CatalogueSearch(es, ALIAS)
+        catalogue = CatalogueSearch(es, CatalogueFields.own(ALIAS))
         for i in range(reps):
             data = queries[i % len(queries)]
             params = SearchParams(q=WORDS[i % len(WORDS)], limit=LIMIT)

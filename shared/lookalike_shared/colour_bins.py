@@ -71,7 +71,9 @@ def query_cells(rgb: Sequence[int]) -> list[tuple[str, float]]:
     ]
 
 
-def palette_query(colours: Sequence[tuple[str, float]]) -> list[dict[str, object]]:
+def palette_query(
+    colours: Sequence[tuple[str, float]], field: str = "colour_bins"
+) -> list[dict[str, object]]:
     """rank_feature clauses for colours given as (hex, weight 0-100): per asked colour and
     cell it reaches, `saturation` with the asked share as pivot, x / (x + pivot), boosted
     twice the weight: an image holding the asked share of the colour scores the weight, one
@@ -85,7 +87,7 @@ def palette_query(colours: Sequence[tuple[str, float]]) -> list[dict[str, object
             clauses.append(
                 {
                     "rank_feature": {
-                        "field": f"colour_bins.{cell}",
+                        "field": f"{field}.{cell}",
                         "saturation": {"pivot": pivot},
                         "boost": round(2.0 * weight * nearness, 4),
                     }

@@ -34,6 +34,7 @@ Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
 # What lookalike writes under the namespace: its own fields of search_index.MAPPING.
 ENRICHMENT_FIELDS = (
     "version",
+    "image_url",  # where ingest read the picture: thumbnails and comparisons read it too
     "indexed_at",
     "deleted",
     "width",
@@ -282,9 +283,16 @@ GUARDED_WRITE = (
 )
 
 
-def enrichment(analysis: ImageAnalysis, version: int, indexed_at: datetime) -> dict[str, Any]:
+def enrichment(
+    analysis: ImageAnalysis, version: int, image_url: str, indexed_at: datetime
+) -> dict[str, Any]:
     """lookalike's fields of one image, as they go under the namespace."""
-    fields = {"version": version, "deleted": False, **measured_fields(analysis, indexed_at)}
+    fields = {
+        "version": version,
+        "image_url": image_url,
+        "deleted": False,
+        **measured_fields(analysis, indexed_at),
+    }
     check_document(fields, ENRICHMENT_MAPPING)
     return fields
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from lookalike_gateway.app import STATIC
-from lookalike_gateway.es_queries import FACET_FIELDS
+from lookalike_gateway.catalogue_fields import OWN_FACETS
 from lookalike_gateway.palette_param import MAX_COLOURS
 from lookalike_gateway.params import MAX_PAGE_SIZE, SearchParams
 from tests.fixtures.gateway import IndexedCatalogue
@@ -27,8 +27,9 @@ async def test_page_config_is_the_gateways_own_page_size_facets_and_limits(
     assert config == {
         "page_size": SearchParams.model_fields["limit"].default,
         "max_page_size": MAX_PAGE_SIZE,
-        "facets": list(FACET_FIELDS),
+        "facets": list(OWN_FACETS),
         "max_palette_colours": MAX_COLOURS,
+        "filters": [],  # a catalogue profile's own; none without one
     }
     answer = await gateway.search(q="portrait")
     assert set(answer.done["facets"]) == set(config["facets"])

@@ -81,7 +81,9 @@ class EventHandler:
             if self.profile is None:
                 document = search_document(event.image, analysis, record.indexed_at)
             else:
-                document = enrichment(analysis, event.version, record.indexed_at)
+                document = enrichment(
+                    analysis, event.version, event.image.image_url, record.indexed_at
+                )
         except InvalidDocument as exc:
             raise PermanentFailure("invalid_document", str(exc)) from exc
         return PreparedEvent(

@@ -27,10 +27,13 @@ from lookalike_shared.http import (
 )
 from lookalike_shared.imaging import ImageRejected
 from lookalike_shared.pool import WorkerPool
+from lookalike_shared.profile import CatalogueProfile, check_profile, index_properties, load_profile
+from lookalike_shared.search_index import wait_for_elasticsearch
 
 from . import metrics
+from .catalogue_fields import OWN_FACETS, CatalogueFields
 from .compare import compare_images, read_compare_request
-from .es_queries import FACET_FIELDS, CatalogueSearch
+from .es_queries import CatalogueSearch
 from .matcher_client import MatcherClient
 from .openapi import openapi_document
 from .palette_param import MAX_COLOURS
@@ -47,6 +50,7 @@ SERVICE = web.AppKey("service", SearchService)
 THUMBNAILS = web.AppKey("thumbnails", ThumbnailCache)
 POOL = web.AppKey("pool", WorkerPool)
 INDEX_HTML = web.AppKey("index_html", bytes)
+PROFILE = web.AppKey("profile", CatalogueProfile)  # present only with a catalogue profile
 # The page loads its own script, style sheet and thumbnails, and shows a pasted or typed
 # query image (blob:, data:, or the https URL typed); it talks only to this origin, and
 # no other page may frame it. No inline script or style: the page's modules set styles
@@ -78,7 +82,9 @@ def init_app(settings: GatewaySettings) -> web.Application:
         middlewares=[count_requests, json_errors, body_deadline(settings.body_timeout_seconds)],
     )
     app[SETTINGS] = settings
-    app[INDEX_HTML] = render_index(settings)
+    if settings.catalogue_profile:
+        app[PROFILE] = load_profile(settings.catalogue_profile)  # ProfileError: refuse to start
+    app[INDEX_HTML] = render_index(settings, app.get(PROFILE))
     app[POOL] = WorkerPool(
         settings.pool_workers or None,
         start_timeout_seconds=settings.pool_start_timeout_seconds,
@@ -106,29 +112,36 @@ async def _revalidate_static(request: web.Request, response: web.StreamResponse)
         response.headers["Cache-Control"] = "no-cache"
 
 
-def page_config_of(settings: GatewaySettings) -> dict[str, Any]:
+def page_config_of(
+    settings: GatewaySettings, profile: CatalogueProfile | None = None
+) -> dict[str, Any]:
     """What the search page must not decide for itself: the server's own page size, the
-    facets the done line counts, and the limits a request is held to."""
+    facets the done line counts, the limits a request is held to, and a catalogue
+    profile's own filters (their parameter names, labels and kinds)."""
     return {
         "page_size": settings.page_size,
         "max_page_size": MAX_PAGE_SIZE,
-        "facets": list(FACET_FIELDS),
+        "facets": list(profile.facets.fields if profile else OWN_FACETS),
         "max_palette_colours": MAX_COLOURS,
+        "filters": [
+            {"name": f.name, "label": f.label or f.name, "kind": f.kind}
+            for f in (profile.filters.extra if profile else [])
+        ],
     }
 
 
-def render_index(settings: GatewaySettings) -> bytes:
+def render_index(settings: GatewaySettings, profile: CatalogueProfile | None = None) -> bytes:
     """The page with its config in a <meta>: read as the modules load, so no event of the
     page's first moments waits on a second request (a module's top-level await would not
     hold back `load`, and a drop made meanwhile would be lost)."""
     page = (STATIC / "index.html").read_text(encoding="utf-8")
-    config = html.escape(json.dumps(page_config_of(settings)), quote=True)
+    config = html.escape(json.dumps(page_config_of(settings, profile)), quote=True)
     return page.replace("{{page_config}}", config).encode()
 
 
 async def page_config(request: web.Request) -> web.Response:
     return web.json_response(
-        page_config_of(request.app[SETTINGS]),
+        page_config_of(request.app[SETTINGS], request.app.get(PROFILE)),
         headers={"Cache-Control": "no-cache"},  # settings change with a restart, not a page
     )
 
@@ -145,7 +158,7 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
     session = aiohttp.ClientSession()
     # An image_url's body is held to the same cap as an upload.
     fetcher = ImageFetcher(settings.fetch_policy(settings.max_upload_bytes))
-    catalogue = CatalogueSearch(es, settings.es_alias)
+    catalogue = CatalogueSearch(es, await _catalogue_fields(es, app))
     matcher = MatcherClient(session, settings.matcher_urls, settings.matcher_timeout_seconds)
     app[SERVICE] = SearchService(settings, catalogue, matcher, pool, fetcher)
     app[THUMBNAILS] = ThumbnailCache(pool)
@@ -154,6 +167,17 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
     await session.close()
     await es.close()
     await pool.close()
+
+
+async def _catalogue_fields(es: AsyncElasticsearch, app: web.Application) -> CatalogueFields:
+    """lookalike's own index, or the library's, checked against its profile (ProfileError
+    naming the field: the gateway does not start)."""
+    profile = app.get(PROFILE)
+    if profile is None:
+        return CatalogueFields.own(app[SETTINGS].es_alias)
+    await wait_for_elasticsearch(es, timeout=120)
+    await check_profile(es, profile)
+    return CatalogueFields.of_profile(profile, await index_properties(es, profile.alias))
 
 
 @web.middleware
@@ -215,7 +239,9 @@ async def search(request: web.Request) -> web.StreamResponse:
     try:
         # Waiting for the client's upload is not the gateway's own time: note it apart.
         settings = request.app[SETTINGS]
-        parsed = await read_search_request(request, settings.max_upload_bytes, settings.page_size)
+        parsed = await read_search_request(
+            request, settings.max_upload_bytes, settings.page_size, service.catalogue.fields.extra
+        )
         timeline.record("upload", started, time.perf_counter())
         # PoolUnavailable (no worker process can analyse) becomes a 503 in json_errors.
         query = await service.query_image(parsed)

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from lookalike_shared.contracts import DoneLine, HitLine, MatchTotals
 
-from .es_queries import FACET_FIELDS, KeywordAnswer
+from .es_queries import KeywordAnswer
 from .params import MAX_OFFSET, encode_cursor
 from .timing import Timeline
 
@@ -20,14 +20,17 @@ class ResultPage:
     """Numbers hits across groups, skips what earlier pages showed, keeps each image once,
     and counts the whole answer (not only this page) for the total and the facets."""
 
-    def __init__(self, offset: int, limit: int, leave_out: str | None = None) -> None:
+    def __init__(
+        self, offset: int, limit: int, facets: Sequence[str], leave_out: str | None = None
+    ) -> None:
         self.offset = offset
         self.limit = limit
+        self.facet_names = tuple(facets)
         self.seen: set[str] = {leave_out} if leave_out else set()
         self.first_hit: float | None = None
         self.total = 0
         self.by_match: Counter[str] = Counter({"duplicate": 0, "similar": 0, "text": 0})
-        self.counts: dict[str, Counter[Any]] = {f: Counter() for f in FACET_FIELDS}
+        self.counts: dict[str, Counter[Any]] = {f: Counter() for f in self.facet_names}
 
     async def add(self, hits: list[HitLine]) -> AsyncIterator[dict[str, Any]]:
         for hit in hits:
@@ -53,7 +56,7 @@ class ResultPage:
             return
         self.total += unfetched
         self.by_match["text"] += unfetched
-        fetched: dict[str, Counter[Any]] = {f: Counter() for f in FACET_FIELDS}
+        fetched: dict[str, Counter[Any]] = {f: Counter() for f in self.facet_names}
         for hit in keyword.hits:
             _count_facets(hit["_source"], fetched)
         for field, counts in keyword.facets.items():
@@ -86,7 +89,7 @@ def done_line(page: ResultPage, timeline: Timeline, warnings: list[str]) -> Done
 
 def _count_facets(doc: dict[str, Any], counts: dict[str, Counter[Any]]) -> None:
     """Add one document's facet values (a list field counts each of its values)."""
-    for field in FACET_FIELDS:
+    for field in counts:
         value = doc.get(field)
         for v in value if isinstance(value, list) else [value]:
             if v is not None:

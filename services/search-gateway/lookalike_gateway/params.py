@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, get_args
 from urllib.parse import parse_qsl
@@ -15,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -23,6 +26,7 @@ from pydantic import (
 from lookalike_shared.contracts import NAMED_COLORS, ImageFormat, ImageId, Orientation
 from lookalike_shared.http import MAX_FIELD_BYTES as MAX_HEADER_BYTES
 from lookalike_shared.http import JsonTooComplex, check_json_shape
+from lookalike_shared.profile import ExtraFilter
 
 from .palette_param import check_palette, parse_palette
 
@@ -66,6 +70,18 @@ class SearchParams(BaseModel):
         description="Hits in this page; without it, the gateway's page size (LOOKALIKE_PAGE_SIZE).",
     )
     cursor: Annotated[str, Field(max_length=MAX_CURSOR_CHARS)] | None = None
+    # A catalogue profile's own filters (`license_type=rm`, `price_min=10`): read apart
+    # (read_search_request), as their names are the library's.
+    _extra_terms: dict[str, list[str]] = PrivateAttr(default_factory=dict)
+    _extra_ranges: dict[str, tuple[float | None, float | None]] = PrivateAttr(default_factory=dict)
+
+    @property
+    def extra_terms(self) -> dict[str, list[str]]:
+        return self._extra_terms
+
+    @property
+    def extra_ranges(self) -> dict[str, tuple[float | None, float | None]]:
+        return self._extra_ranges
 
     @field_validator("colors", "format", mode="before")
     @classmethod
@@ -315,15 +331,63 @@ def invalid_parameter(exc: ValidationError) -> BadRequest:
 
 
 async def read_search_request(
-    request: web.Request, max_image_bytes: int, page_size: int = DEFAULT_PAGE_SIZE
+    request: web.Request,
+    max_image_bytes: int,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    extra_filters: Sequence[ExtraFilter] = (),
 ) -> SearchRequest:
     """Multipart (file field `image`), urlencoded form, or JSON (`image` as a data URL);
-    400 naming the field. A request without `limit` gets `page_size` hits."""
+    400 naming the field. A request without `limit` gets `page_size` hits; a catalogue
+    profile's `extra_filters` are taken by their names."""
     fields, images = await read_body(request, max_image_bytes, ("image",))
+    terms, ranges = _extra_filters(fields, extra_filters)
     params = _validated(fields, page_size)
+    params._extra_terms, params._extra_ranges = terms, ranges
     image = images.get("image")
     sources = [s for s in (image is not None, params.image_url, params.image_id) if s]
     if len(sources) > 1:
         raise BadRequest("invalid_parameter", "give one of image, image_url or image_id", "image")
     params.offset  # noqa: B018 - validates the cursor before anything streams
     return SearchRequest(params=params, image=image)
+
+
+def _extra_filters(
+    fields: dict[str, Any], filters: Sequence[ExtraFilter]
+) -> tuple[dict[str, list[str]], dict[str, tuple[float | None, float | None]]]:
+    """Take a profile's filters out of the fields: a term filter's values (comma-separated),
+    a range filter's `NAME_min` and `NAME_max`."""
+    terms: dict[str, list[str]] = {}
+    ranges: dict[str, tuple[float | None, float | None]] = {}
+    for extra in filters:
+        if extra.kind == "term":
+            raw = fields.pop(extra.name, None)
+            values = [v.strip() for v in str(raw or "").split(",") if v.strip()]
+            if len(values) > MAX_TERM_VALUES or any(len(v) > 256 for v in values):
+                raise BadRequest(
+                    "invalid_parameter",
+                    f"{extra.name}: at most {MAX_TERM_VALUES} values",
+                    extra.name,
+                )
+            if values:
+                terms[extra.name] = values
+            continue
+        bounds = [_number(fields, f"{extra.name}_{end}") for end in ("min", "max")]
+        if bounds != [None, None]:
+            ranges[extra.name] = (bounds[0], bounds[1])
+    return terms, ranges
+
+
+MAX_TERM_VALUES = 20
+
+
+def _number(fields: dict[str, Any], name: str) -> float | None:
+    raw = fields.pop(name, None)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise BadRequest("invalid_parameter", f"{name}: expected a number", name) from None
+    if not math.isfinite(value):
+        raise BadRequest("invalid_parameter", f"{name}: expected a finite number", name)
+    return value

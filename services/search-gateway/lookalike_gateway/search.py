@@ -157,7 +157,8 @@ class SearchService:
         # two searches on a busy cluster (or behind the stand-in's full scans).
         duplicates_ready = asyncio.Event()
         calls = self._start_calls(params, query, want, duplicates_ready, warnings)
-        page = ResultPage(offset, limit, leave_out=params.image_id)
+        facets = list(self.catalogue.fields.facets)
+        page = ResultPage(offset, limit, facets, leave_out=params.image_id)
         try:
             try:
                 async for line in self._groups(page, params, calls, duplicates_ready, warnings):
