@@ -153,12 +153,16 @@ async def openapi_json(_: web.Request) -> web.Response:
 async def _backends(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     pool = app[POOL]
-    await pool.start()  # a pool that cannot start leaves the gateway up, /readyz says why
     es = AsyncElasticsearch(settings.es_url, request_timeout=settings.es_timeout_seconds + 1)
+    try:
+        catalogue = CatalogueSearch(es, await _catalogue_fields(es, app))
+    except BaseException:
+        await es.close()  # a profile that does not fit: nothing else was started
+        raise
+    await pool.start()  # a pool that cannot start leaves the gateway up, /readyz says why
     session = aiohttp.ClientSession()
     # An image_url's body is held to the same cap as an upload.
     fetcher = ImageFetcher(settings.fetch_policy(settings.max_upload_bytes))
-    catalogue = CatalogueSearch(es, await _catalogue_fields(es, app))
     matcher = MatcherClient(session, settings.matcher_urls, settings.matcher_timeout_seconds)
     app[SERVICE] = SearchService(settings, catalogue, matcher, pool, fetcher)
     app[THUMBNAILS] = ThumbnailCache(pool)
