@@ -27,6 +27,7 @@ from lookalike_shared.http import (
 )
 from lookalike_shared.imaging import ImageRejected
 from lookalike_shared.pool import WorkerPool
+from lookalike_shared.service import READINESS, pool_context, service_app
 
 from . import metrics
 from .es_queries import CatalogueSearch
@@ -68,7 +69,7 @@ _FETCH_MESSAGES = {
 
 
 def init_app(settings: GatewaySettings) -> web.Application:
-    app = web.Application(
+    app = service_app(
         client_max_size=settings.max_upload_bytes,
         # Outermost first: count the status the client gets, after errors become JSON.
         middlewares=[count_requests, json_errors, body_deadline(settings.body_timeout_seconds)],
@@ -78,10 +79,13 @@ def init_app(settings: GatewaySettings) -> web.Application:
         settings.pool_workers or None,
         start_timeout_seconds=settings.pool_start_timeout_seconds,
         warm_up=load_models,  # the embedding model, in every worker, before the first query
+        readiness=app[READINESS],
     )
+    # A pool that cannot start leaves the gateway up, /readyz says why.
+    app.cleanup_ctx.append(pool_context(POOL))
     app.cleanup_ctx.append(_backends)
     secure_headers(app, PAGE_CSP)
-    add_health_routes(app, lambda: app[POOL].not_ready_reason)
+    add_health_routes(app, app[READINESS])
     app.router.add_get("/", index_page)
     app.router.add_static("/static/", STATIC, name="static")
     app.router.add_post("/v1/search", search)
@@ -98,7 +102,6 @@ async def openapi_json(_: web.Request) -> web.Response:
 async def _backends(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     pool = app[POOL]
-    await pool.start()  # a pool that cannot start leaves the gateway up, /readyz says why
     es = AsyncElasticsearch(settings.es_url, request_timeout=settings.es_timeout_seconds + 1)
     session = aiohttp.ClientSession()
     # An image_url's body is held to the same cap as an upload.
@@ -111,7 +114,6 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
     await fetcher.close()
     await session.close()
     await es.close()
-    await pool.close()
 
 
 @web.middleware
