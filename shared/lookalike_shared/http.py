@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from .contracts import ErrorBody, ErrorDetail
 from .pool import PoolUnavailable
@@ -181,10 +181,11 @@ def check_json_shape(body: bytes, max_depth: int, max_values: int) -> None:
 
 
 def add_health_routes(
-    app: web.Application, readiness: Readiness, registry: CollectorRegistry = REGISTRY
+    app: web.Application, readiness: Readiness, registry: CollectorRegistry
 ) -> None:
     """/livez, /readyz (503 with the first reason as `reason`, all of them as `reasons`,
-    while not ready) and /metrics."""
+    while not ready) and /metrics: the service's own `registry` (lookalike_shared.metrics),
+    never the process-global one, so that each service shows only its own families."""
 
     async def livez(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})

@@ -19,6 +19,7 @@ from lookalike_shared.pool import WorkerPool
 from lookalike_shared.search_index import ensure_index, wait_for_elasticsearch
 from lookalike_shared.service import READINESS, essential, pool_context, service_app
 
+from . import metrics
 from .batch import BatchApplier
 from .dead_letters import DeadLetters
 from .handler import EventHandler
@@ -84,7 +85,7 @@ def init_app(settings: IngestSettings) -> web.Application:
     app.cleanup_ctx.append(pool_context(POOL))
     app.cleanup_ctx.append(_consumer_loop)
     secure_headers(app)
-    add_health_routes(app, app[READINESS])
+    add_health_routes(app, app[READINESS], metrics.REGISTRY)
     return app
 
 

@@ -69,7 +69,7 @@ def init_app(settings: MatcherSettings, index: FingerprintIndex | None = None) -
     # One that cannot start: /readyz says POOL-BROKEN, uploads 503.
     app.cleanup_ctx.append(pool_context(POOL))
     secure_headers(app)
-    add_health_routes(app, app[READINESS])
+    add_health_routes(app, app[READINESS], metrics.REGISTRY)
     app.router.add_post("/v1/search", search)
     app.router.add_get("/v1/images/{image_id}", get_image)
     app.router.add_get("/v1/stats", stats)

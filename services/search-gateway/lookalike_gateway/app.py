@@ -85,7 +85,7 @@ def init_app(settings: GatewaySettings) -> web.Application:
     app.cleanup_ctx.append(pool_context(POOL))
     app.cleanup_ctx.append(_backends)
     secure_headers(app, PAGE_CSP)
-    add_health_routes(app, app[READINESS])
+    add_health_routes(app, app[READINESS], metrics.REGISTRY)
     app.router.add_get("/", index_page)
     app.router.add_static("/static/", STATIC, name="static")
     app.router.add_post("/v1/search", search)
