@@ -7,19 +7,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from .contracts import ErrorBody, ErrorDetail
 from .pool import PoolUnavailable
+from .readiness import Readiness
 
 log = logging.getLogger(__name__)
 
-# Returns None when ready, else a short reason such as "INDEX-NOT-LOADED".
-ReadinessCheck = Callable[[], str | None]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SERVER = "lookalike"  # aiohttp's default names the Python and aiohttp versions
@@ -181,16 +181,21 @@ def check_json_shape(body: bytes, max_depth: int, max_values: int) -> None:
 
 
 def add_health_routes(
-    app: web.Application, readiness: ReadinessCheck, registry: CollectorRegistry = REGISTRY
+    app: web.Application, readiness: Readiness, registry: CollectorRegistry
 ) -> None:
+    """/livez, /readyz (503 with the first reason as `reason`, all of them as `reasons`,
+    while not ready) and /metrics: the service's own `registry` (lookalike_shared.metrics),
+    never the process-global one, so that each service shows only its own families."""
+
     async def livez(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        reason = readiness()
-        if reason is None:
+        reasons = readiness.reasons
+        if not reasons:
             return web.json_response({"status": "ready"})
-        return web.json_response({"status": "not-ready", "reason": reason}, status=503)
+        body = {"status": "not-ready", "reason": reasons[0], "reasons": reasons}
+        return web.json_response(body, status=503)
 
     async def metrics(_: web.Request) -> web.Response:
         resp = web.Response(body=generate_latest(registry))
@@ -202,9 +207,16 @@ def add_health_routes(
     app.router.add_get("/metrics", metrics)
 
 
-async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
+async def start_site(
+    app: web.Application, host: str, port: int, **runner_options: Any
+) -> web.AppRunner:
+    """Start up `app` (its cleanup contexts' first halves) and serve it on host:port."""
     runner = web.AppRunner(
-        app, access_log=None, max_line_size=MAX_LINE_BYTES, max_field_size=MAX_FIELD_BYTES
+        app,
+        access_log=None,
+        max_line_size=MAX_LINE_BYTES,
+        max_field_size=MAX_FIELD_BYTES,
+        **runner_options,
     )
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

@@ -29,10 +29,12 @@ from .analysis import ImageAnalysis, analyse_bytes
 from .contracts import Fingerprint
 from .fingerprint import fingerprint_bytes
 from .imaging import ImageRejected
+from .readiness import Readiness
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+PART = "pool"  # its name in a service's Readiness
 STARTING = "POOL-STARTING"
 BROKEN = "POOL-BROKEN"
 
@@ -76,8 +78,8 @@ def _make_executor(workers: int) -> ProcessPoolExecutor:
 
 
 class WorkerPool:
-    """A process pool that replaces itself when a worker dies. `not_ready_reason` is None
-    when it can take work, else POOL-STARTING or POOL-BROKEN (for /readyz)."""
+    """A process pool that replaces itself when a worker dies. It tells `readiness` (part
+    "pool") POOL-STARTING or POOL-BROKEN while it cannot take work."""
 
     def __init__(
         self,
@@ -85,6 +87,7 @@ class WorkerPool:
         start_timeout_seconds: float = 120.0,
         heal_cap_seconds: float = 30.0,
         warm_up: Callable[[], object] | None = None,
+        readiness: Readiness | None = None,
     ) -> None:
         """`warm_up` runs in every worker when it starts (a module-level function: it is
         pickled), within start_timeout_seconds, so that no real call pays for it."""
@@ -94,13 +97,14 @@ class WorkerPool:
         self.heal_cap_seconds = heal_cap_seconds
         self._executor: ProcessPoolExecutor | None = None
         self._lock = asyncio.Lock()
-        self._reason: str | None = STARTING
+        self.readiness = readiness if readiness is not None else Readiness()
+        self.readiness.set(PART, STARTING)
         self._healer: asyncio.Task[None] | None = None
         self._closed = False
 
     @property
-    def not_ready_reason(self) -> str | None:
-        return self._reason
+    def _reason(self) -> str | None:
+        return self.readiness.reason(PART)
 
     async def start(self) -> None:
         """Start and warm the workers. A pool that cannot start does not raise here: it
@@ -168,18 +172,18 @@ class WorkerPool:
             if self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
                 self._executor = None
-            self._reason = STARTING
+            self.readiness.set(PART, STARTING)
             executor = _make_executor(self.workers)
             try:
                 await asyncio.wait_for(self._warm(executor), self.start_timeout_seconds)
             except Exception as exc:  # a fork or import that fails, or the deadline
                 executor.shutdown(wait=False, cancel_futures=True)
-                self._reason = BROKEN
+                self.readiness.set(PART, BROKEN)
                 log.error("the worker processes could not start", extra={"error": repr(exc)})
                 self._heal_soon()
                 raise PoolUnavailable("the worker processes could not start") from exc
             self._executor = executor
-            self._reason = None
+            self.readiness.clear(PART)
             return executor
 
     async def _warm(self, executor: ProcessPoolExecutor) -> None:

@@ -1,5 +1,5 @@
 """A real Prometheus (Debian's) scrapes the running services and answers, through its HTTP API,
-with a metric of each after a search."""
+with a metric of each after a search; each endpoint shows its own service's families only."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ async def test_prometheus_scrapes_a_metric_of_every_service_after_a_search(
     status, _ = await pipeline.search(resized_copy(sample_path(root, "img-00001"), 0.5))
     assert status == 200
 
-    # The services run in this test's process and so share one metrics registry: the job
+    # The services run in this test's process, each with its own metrics registry: the job
     # label in each query shows which service's endpoint the sample came from.
     targets = {
         "gateway": pipeline.gateway_url,
@@ -87,6 +87,11 @@ async def test_prometheus_scrapes_a_metric_of_every_service_after_a_search(
             assert float(result[0]["value"][1]) >= 1
         up = {r["metric"]["job"]: r["value"][1] for r in _query(port, "up")}
         assert up == {"gateway": "1", "matcher": "1", "ingest": "1"}
+        for job in targets:
+            ours = _query(port, f'count by (__name__) ({{job="{job}",__name__=~"lookalike_.+"}})')
+            families = {r["metric"]["__name__"] for r in ours}
+            assert families, job
+            assert {f for f in families if not f.startswith(f"lookalike_{job}_")} == set(), job
     finally:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 30)

@@ -119,7 +119,10 @@ async def test_a_pool_that_cannot_start_answers_503_and_readyz_says_why(
                 status, error = resp.status, (await resp.json())["error"]
         words = await gateway.search(q="cat")  # needs no worker: still served
 
-    assert ready == (503, {"status": "not-ready", "reason": "POOL-BROKEN"})
+    assert ready == (
+        503,
+        {"status": "not-ready", "reason": "POOL-BROKEN", "reasons": ["POOL-BROKEN"]},
+    )
     assert status == 503
     assert error["code"] == "backend_unavailable"
     assert words.status == 200 and CAT in words.ids

@@ -3,7 +3,6 @@ through the real pipeline (Kafka-protocol broker, Elasticsearch-API server, matc
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,7 +14,7 @@ from elasticsearch import AsyncElasticsearch
 
 from lookalike_ingest.retry import Backoff, PermanentFailure
 from lookalike_ingest.search_writes import NOT_INDEXED, SearchWrite, SearchWrites
-from lookalike_ingest.service import run_ingest
+from lookalike_ingest.service import init_app as init_ingest
 from lookalike_ingest.settings import IngestSettings
 from lookalike_shared.kafka import ensure_topics
 from lookalike_shared.profile import ProfileError, load_profile
@@ -23,7 +22,7 @@ from lookalike_stack.catalogue import publish
 from lookalike_stack.processes import free_port
 from tests.fixtures.ingest import outcome_count
 from tests.fixtures.library import PROFILE, Library
-from tests.fixtures.services import wait_until
+from tests.fixtures.services import ready_or_failed, start_app, wait_until
 
 NAMESPACE = "lookalike"
 
@@ -43,23 +42,17 @@ def _ingest_settings(library: Library, root: Path, profile: Path) -> IngestSetti
 
 
 @contextlib.asynccontextmanager
-async def _ingest(library: Library, root: Path) -> AsyncIterator[None]:
+async def _ingest(library: Library, root: Path, profile: Path | None = None) -> AsyncIterator[None]:
+    """An ingest worker with the profile, started and ready (or raising why it is not)."""
     await ensure_topics(library.settings)
-    ready = asyncio.Event()
-    task = asyncio.create_task(
-        run_ingest(_ingest_settings(library, root, library.profile_path), ready)
-    )
-    done, _ = await asyncio.wait(
-        {task, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED
-    )
-    if task in done:
-        task.result()  # it failed to start: say why
+    settings = _ingest_settings(library, root, profile or library.profile_path)
+    app = init_ingest(settings)
+    runner = await start_app(app, settings.ingest_port)
     try:
+        await ready_or_failed(app, timeout=60)
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await runner.cleanup()
 
 
 async def _sources(library: Library) -> dict[str, dict[str, Any]]:
@@ -183,8 +176,9 @@ async def test_a_profile_that_does_not_fit_the_index_stops_ingest_before_it_writ
     async with AsyncElasticsearch(library.settings.es_url) as es:
         before = (await es.indices.get_mapping(index=library.alias)).body
 
-    with pytest.raises(ProfileError) as refused:
-        await asyncio.wait_for(run_ingest(_ingest_settings(library, root, bad)), 60)
+    with pytest.raises((ProfileError, RuntimeError)) as refused:
+        async with _ingest(library, root, bad):
+            pass
 
     assert named in str(refused.value)
     async with AsyncElasticsearch(library.settings.es_url) as es:

@@ -11,13 +11,16 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from lookalike_matcher.app import init_app
+import aiohttp
+
+from lookalike_matcher.app import REPLAY, init_app
 from lookalike_matcher.index import FingerprintIndex
 from lookalike_matcher.settings import MatcherSettings
 from lookalike_matcher.snapshot import export_state, restore_state
 from lookalike_shared.config import CommonSettings
 from lookalike_shared.contracts import VERSION_HEADER, Fingerprint, FingerprintRecord
 from lookalike_shared.kafka import make_producer
+from lookalike_shared.service import FAILURE
 from lookalike_stack.processes import free_port
 from tests.fixtures.matcher import make_topics, publish_fingerprints, running_matcher
 from tests.fixtures.services import start_app, wait_until
@@ -70,7 +73,7 @@ async def test_records_it_cannot_apply_are_skipped_and_those_after_them_applied(
     await publish_fingerprints(lookalike_settings, {"fine": good})
 
     async with running_matcher(lookalike_settings) as (url, replay, http):
-        assert replay.not_ready_reason is None
+        assert replay.readiness.reason("replay") is None
         async with http.get(f"{url}/v1/stats") as resp:
             assert (await resp.json())["images"] == 1
         for image_id, status in (("fine", 200), ("huge-version", 404), ("garbled", 404)):
@@ -142,15 +145,24 @@ async def test_a_tombstone_with_its_version_is_remembered_by_the_replay(
 
 async def test_a_replay_that_dies_says_so_in_readyz(lookalike_settings: CommonSettings) -> None:
     await make_topics(lookalike_settings, partitions=1)
-    failed = asyncio.Event()
-    async with running_matcher(
-        lookalike_settings, ready=False, on_replay_failed=failed.set, matcher_partitions=[7]
-    ) as (url, replay, http):
-        await asyncio.wait_for(failed.wait(), 30)
-        async with http.get(f"{url}/readyz") as resp:
+    port = free_port()
+    settings = MatcherSettings(
+        **{**lookalike_settings.model_dump(), "matcher_port": port, "matcher_partitions": [7]}
+    )
+    app = init_app(settings)
+    runner = await start_app(app, port)
+    try:
+        reason = await asyncio.wait_for(app[FAILURE].wait(), 30)
+        assert reason.startswith("the replay failed") and "partitions [7]" in reason
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/readyz") as resp,
+        ):
             assert resp.status == 503
             assert (await resp.json())["reason"] == "REPLAY-FAILED"
-        assert replay.failed and "partitions [7]" in replay.failed
+        assert app[REPLAY].failed and "partitions [7]" in app[REPLAY].failed
+    finally:
+        await runner.cleanup()
 
 
 async def test_the_matcher_process_exits_non_zero_when_its_replay_dies(

@@ -183,7 +183,7 @@ async def test_readyz_says_why_until_the_topic_exists(lookalike_settings: Common
     async with running_matcher(lookalike_settings, ready=False) as (url, replay, http):
 
         async def reason_is_topic_missing() -> bool:
-            return replay.not_ready_reason == "TOPIC-MISSING"
+            return replay.readiness.reason("replay") == "TOPIC-MISSING"
 
         await wait_until(reason_is_topic_missing, 30, "TOPIC-MISSING")
         async with http.get(f"{url}/readyz") as resp:
@@ -323,7 +323,7 @@ async def test_a_matcher_whose_pool_cannot_start_is_not_ready_and_refuses_upload
     ) as (url, replay, http):
 
         async def replayed() -> bool:
-            return replay.not_ready_reason is None
+            return replay.readiness.reason("replay") is None
 
         await wait_until(replayed, 30, "the index to be loaded")
         async with http.get(f"{url}/readyz") as resp:
@@ -334,7 +334,10 @@ async def test_a_matcher_whose_pool_cannot_start_is_not_ready_and_refuses_upload
             refused = resp.status, (await resp.json())["error"]["code"]
         by_fingerprint = await search(http, url, sample_fingerprints["img-00003"])
 
-    assert ready == (503, {"status": "not-ready", "reason": "POOL-BROKEN"})
+    assert ready == (
+        503,
+        {"status": "not-ready", "reason": "POOL-BROKEN", "reasons": ["POOL-BROKEN"]},
+    )
     assert refused == (503, "backend_unavailable")
     assert by_fingerprint[0]["image_id"] == "img-00003"  # needs no worker: still served
 

@@ -45,7 +45,7 @@ async def test_a_call_whose_worker_dies_under_it_is_retried_on_new_workers(
 
     assert (tmp_path / "died").exists()  # the first attempt did run, and died
     assert answered_by != before
-    assert pool.not_ready_reason is None
+    assert pool.readiness.reason("pool") is None
 
 
 async def test_after_a_worker_is_killed_from_outside_the_next_call_succeeds(
@@ -55,7 +55,7 @@ async def test_after_a_worker_is_killed_from_outside_the_next_call_succeeds(
     os.kill(worker, signal.SIGKILL)
 
     assert await pool.run(os.getpid) != worker
-    assert pool.not_ready_reason is None
+    assert pool.readiness.reason("pool") is None
 
 
 async def test_calls_that_see_the_pool_break_together_share_one_new_pool(
@@ -84,14 +84,14 @@ async def test_a_pool_that_cannot_start_is_broken_until_it_can() -> None:
     pool = WorkerPool(1, start_timeout_seconds=1e-6, heal_cap_seconds=0.2)
     try:
         await pool.start()
-        assert pool.not_ready_reason == "POOL-BROKEN"
+        assert pool.readiness.reason("pool") == "POOL-BROKEN"
         with pytest.raises(PoolUnavailable):
             await pool.run(os.getpid)
 
         pool.start_timeout_seconds = 120  # the cause goes away: the pool heals on its own
 
         async def healed() -> bool:
-            return pool.not_ready_reason is None
+            return pool.readiness.reason("pool") is None
 
         await wait_until(healed, 60, "the pool to start")
         assert await pool.run(os.getpid) > 0

@@ -1,17 +1,27 @@
 from prometheus_client import Counter, Gauge, Histogram
 
+from lookalike_shared.metrics import service_registry
+
+# This service's own metrics, apart from any other service in the same process.
+REGISTRY = service_registry()
+
 EVENTS = Counter(
     "lookalike_ingest_events",
     "Catalogue events handled, by outcome (indexed, deleted, stale, dlq, retried, skipped).",
     ["outcome"],
+    registry=REGISTRY,
 )
 DLQ = Counter(
-    "lookalike_ingest_dlq", "Events sent to the dead-letter topic, by reason.", ["reason"]
+    "lookalike_ingest_dlq",
+    "Events sent to the dead-letter topic, by reason.",
+    ["reason"],
+    registry=REGISTRY,
 )
 EVENT_SECONDS = Histogram(
     "lookalike_ingest_event_duration_seconds",
     "Time from taking an event to having applied it.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
 )
 STAGE_SECONDS = Histogram(
     "lookalike_ingest_stage_duration_seconds",
@@ -19,11 +29,15 @@ STAGE_SECONDS = Histogram(
     "a batch's fingerprint records) and elasticsearch (a batch's bulk write) per batch.",
     ["stage"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
 )
-FETCHED_BYTES = Counter("lookalike_ingest_fetched_bytes", "Image bytes fetched.")
-IN_FLIGHT = Gauge("lookalike_ingest_in_flight", "Events being processed now.")
+FETCHED_BYTES = Counter("lookalike_ingest_fetched_bytes", "Image bytes fetched.", registry=REGISTRY)
+IN_FLIGHT = Gauge("lookalike_ingest_in_flight", "Events being processed now.", registry=REGISTRY)
 LAG = Gauge(
-    "lookalike_ingest_consumer_lag", "Records behind the end of each partition.", ["partition"]
+    "lookalike_ingest_consumer_lag",
+    "Records behind the end of each partition.",
+    ["partition"],
+    registry=REGISTRY,
 )
 
 # Every label value exists from the start at 0, so rate() sees the first increase and

@@ -1,10 +1,10 @@
-"""Wires the ingest worker: clients, process pool, health server, signals."""
+"""Wires the ingest worker: clients, process pool, health server, the consumer loop."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import signal
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
 from aiohttp import web
@@ -13,7 +13,7 @@ from elasticsearch import AsyncElasticsearch
 
 from lookalike_shared.analysis import load_models
 from lookalike_shared.fetch import ImageFetcher
-from lookalike_shared.http import add_health_routes, json_errors, secure_headers, start_site
+from lookalike_shared.http import add_health_routes, json_errors, secure_headers
 from lookalike_shared.kafka import ensure_topics, make_producer, wait_for_kafka
 from lookalike_shared.pool import WorkerPool
 from lookalike_shared.profile import (
@@ -23,7 +23,9 @@ from lookalike_shared.profile import (
     load_profile,
 )
 from lookalike_shared.search_index import ensure_index, wait_for_elasticsearch
+from lookalike_shared.service import READINESS, essential, pool_context, service_app
 
+from . import metrics
 from .batch import BatchApplier
 from .dead_letters import DeadLetters
 from .handler import EventHandler
@@ -33,6 +35,9 @@ from .settings import IngestSettings
 from .worker import IngestWorker
 
 log = logging.getLogger(__name__)
+PART = "consumer"  # its name in the worker's Readiness
+SETTINGS = web.AppKey("settings", IngestSettings)
+POOL = web.AppKey("pool", WorkerPool)
 
 
 def make_ingest_producer(settings: IngestSettings) -> AIOKafkaProducer:
@@ -77,21 +82,61 @@ async def prepare_index(
     return profile
 
 
-async def run_ingest(settings: IngestSettings, ready: asyncio.Event | None = None) -> None:
-    """Run until SIGTERM/SIGINT (or the task is cancelled): drain, commit, return."""
-    state = {"reason": "STARTING"}
-    pool = WorkerPool(settings.pool_workers or None, warm_up=load_models)
-    app = web.Application(middlewares=[json_errors])
+class Consumption:
+    """The consumer loop's worker, once it runs: what a stop asks to finish its batch."""
+
+    def __init__(self) -> None:
+        self.worker: IngestWorker | None = None
+
+
+CONSUMER = web.AppKey("consumer", Consumption)
+
+
+def init_app(settings: IngestSettings) -> web.Application:
+    """The ingest worker as an app: /livez, /readyz and /metrics, its process pool, and the
+    consumer loop, which connects to the backends and runs until the app is cleaned up
+    (drain, commit). A consumer loop that dies stops the service (app[FAILURE])."""
+    app = service_app(middlewares=[json_errors])
+    app[READINESS].set(PART, "STARTING")
+    app[SETTINGS] = settings
+    app[POOL] = WorkerPool(
+        settings.pool_workers or None, warm_up=load_models, readiness=app[READINESS]
+    )
+    app[CONSUMER] = Consumption()
+    # One that cannot start: /readyz says POOL-BROKEN, events wait.
+    app.cleanup_ctx.append(pool_context(POOL))
+    app.cleanup_ctx.append(_consumer_loop)
     secure_headers(app)
-    add_health_routes(app, lambda: state["reason"] or pool.not_ready_reason)
+    add_health_routes(app, app[READINESS], metrics.REGISTRY)
+    return app
+
+
+async def _consumer_loop(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(_consume(app))
+    essential(app, task, "the consumer")
+    yield
+    worker = app[CONSUMER].worker
+    if worker is None:
+        task.cancel()  # still connecting: nothing to finish
+    else:
+        worker.stop()  # finish the batch in hand, commit it, then return
+    await asyncio.wait({task})
+
+
+async def _consume(app: web.Application) -> None:
+    try:
+        await _connect_and_consume(app)
+    except Exception:
+        app[READINESS].set(PART, "CONSUMER-FAILED")
+        log.exception("the consumer loop stopped")
+        raise
+
+
+async def _connect_and_consume(app: web.Application) -> None:
+    """Connect to the backends, then consume until stopped; every client closed after."""
+    settings, pool, readiness = app[SETTINGS], app[POOL], app[READINESS]
     async with AsyncExitStack() as stack:
-        runner = await start_site(app, settings.bind_host, settings.ingest_port)
-        stack.push_async_callback(runner.cleanup)
-
-        stack.push_async_callback(pool.close)
-        await pool.start()  # one that cannot start: /readyz says POOL-BROKEN, events wait
-
-        state["reason"] = "BACKENDS-UNREACHABLE"
+        readiness.set(PART, "BACKENDS-UNREACHABLE")
         es = AsyncElasticsearch(settings.es_url, request_timeout=30)
         stack.push_async_callback(es.close)
         await wait_for_elasticsearch(es, timeout=120)
@@ -121,19 +166,8 @@ async def run_ingest(settings: IngestSettings, ready: asyncio.Event | None = Non
         await consumer.start()
         stack.push_async_callback(consumer.stop)
 
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, worker.stop)
-            except (NotImplementedError, RuntimeError):
-                pass  # not the main thread (tests run the worker in-process)
-        state["reason"] = ""
-        if ready is not None:
-            ready.set()
+        app[CONSUMER].worker = worker
+        readiness.clear(PART)
         log.info("ingest worker running", extra={"topic": settings.catalogue_topic})
-        try:
-            await worker.run()
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
+        await worker.run()
         log.info("ingest worker stopped", extra={"processed": worker.processed})

@@ -2,45 +2,31 @@
 
 from __future__ import annotations
 
-import argparse
-import os
-import signal
-import sys
-
 from aiohttp import web
 
-from lookalike_shared.config import env_help
-from lookalike_shared.logs import configure_logging
+from lookalike_shared.service import parse_command_line, run_service
 
 from .allocator import fix_mmap_threshold
-from .app import REPLAY, init_app
+from .app import init_app
 from .settings import MatcherSettings
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m lookalike_matcher",
-        description="Replay the compacted fingerprint topic into an in-memory index and answer "
-        "searches over HTTP (/v1/search, /v1/images/{id}, /v1/stats, /readyz, /metrics).",
-        epilog=env_help(MatcherSettings),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.parse_args()
-    settings = MatcherSettings()
-    configure_logging("matcher", settings.log_level)
+def _app(settings: MatcherSettings) -> web.Application:
     fix_mmap_threshold()  # before the index grows: see allocator.py
-    # If the replay dies, shut down as SIGTERM would, then exit non-zero so that whatever
-    # runs the matcher (compose, the local stack) sees the failure and restarts it.
-    app = init_app(settings, on_replay_failed=lambda: os.kill(os.getpid(), signal.SIGTERM))
-    web.run_app(
-        app,
-        host=settings.bind_host,
-        port=settings.matcher_port,
-        access_log=None,
-        print=None,
+    return init_app(settings)
+
+
+def main() -> None:
+    parse_command_line(
+        "python -m lookalike_matcher",
+        "Replay the compacted fingerprint topic into an in-memory index and answer "
+        "searches over HTTP (/v1/search, /v1/images/{id}, /v1/stats, /readyz, /metrics).",
+        MatcherSettings,
     )
-    if app[REPLAY].failed:
-        sys.exit(f"matcher stopped: the replay failed ({app[REPLAY].failed})")
+    settings = MatcherSettings()
+    # If the replay dies, it stops as SIGTERM would, then exits non-zero so that whatever
+    # runs the matcher (compose, the local stack) sees the failure and restarts it.
+    run_service("matcher", _app, settings, host=settings.bind_host, port=settings.matcher_port)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, web
 from pydantic import TypeAdapter, ValidationError
@@ -34,12 +34,14 @@ from lookalike_shared.http import (
 )
 from lookalike_shared.imaging import ImageRejected
 from lookalike_shared.pool import WorkerPool, fingerprint_in_pool
+from lookalike_shared.service import READINESS, essential, pool_context, service_app
 
 from . import metrics
 from .by_id import query_of
 from .compare import compare
 from .index import FingerprintIndex, SearchTrace
 from .openapi import MAX_JSON_DEPTH, MAX_JSON_VALUES, MAX_UPLOAD_PARTS, openapi_document
+from .replay import PART as REPLAY_PART
 from .replay import FingerprintReplay
 from .settings import MatcherSettings
 
@@ -48,32 +50,29 @@ INDEX = web.AppKey("index", FingerprintIndex)
 REPLAY = web.AppKey("replay", FingerprintReplay)
 SETTINGS = web.AppKey("settings", MatcherSettings)
 POOL = web.AppKey("pool", WorkerPool)
-ON_REPLAY_FAILED: web.AppKey[Callable[[], None]] = web.AppKey("on_replay_failed")
 _IMAGE_ID: TypeAdapter[str] = TypeAdapter(ImageId)
 
 
-def init_app(
-    settings: MatcherSettings,
-    index: FingerprintIndex | None = None,
-    on_replay_failed: Callable[[], None] | None = None,
-) -> web.Application:
-    """`on_replay_failed` is called if the replay loop dies (the service's main stops the
-    process with a non-zero code); /readyz says REPLAY-FAILED either way."""
-    app = web.Application(
+def init_app(settings: MatcherSettings, index: FingerprintIndex | None = None) -> web.Application:
+    """If the replay loop dies, /readyz says REPLAY-FAILED and app[FAILURE] is set (run
+    by run_service, the process then stops with a non-zero code)."""
+    app = service_app(
         client_max_size=settings.max_request_bytes,
         middlewares=[json_errors, body_deadline(settings.body_timeout_seconds)],
     )
     app[SETTINGS] = settings
     app[INDEX] = index if index is not None else FingerprintIndex()  # an empty one is falsy
-    app[REPLAY] = FingerprintReplay(settings, app[INDEX])
-    app[ON_REPLAY_FAILED] = on_replay_failed or (lambda: None)
+    app[REPLAY] = FingerprintReplay(settings, app[INDEX], app[READINESS])
     app[POOL] = WorkerPool(
-        settings.pool_workers, start_timeout_seconds=settings.pool_start_timeout_seconds
+        settings.pool_workers,
+        start_timeout_seconds=settings.pool_start_timeout_seconds,
+        readiness=app[READINESS],
     )
     app.cleanup_ctx.append(_replay_task)
-    app.cleanup_ctx.append(_process_pool)
+    # One that cannot start: /readyz says POOL-BROKEN, uploads 503.
+    app.cleanup_ctx.append(pool_context(POOL))
     secure_headers(app)
-    add_health_routes(app, lambda: app[REPLAY].not_ready_reason or app[POOL].not_ready_reason)
+    add_health_routes(app, app[READINESS], metrics.REGISTRY)
     app.router.add_post("/v1/search", search)
     app.router.add_post("/v1/compare", compare_images)
     app.router.add_get("/v1/images/{image_id}", get_image)
@@ -85,12 +84,7 @@ def init_app(
 async def _replay_task(app: web.Application) -> AsyncIterator[None]:
     replay = app[REPLAY]
     task = asyncio.create_task(replay.run())
-
-    def died(done: asyncio.Task[None]) -> None:
-        if not done.cancelled() and done.exception() is not None:
-            app[ON_REPLAY_FAILED]()
-
-    task.add_done_callback(died)
+    essential(app, task, "the replay")
     yield
     task.cancel()
     # Cancelling waits for the batch being applied in its thread to end (replay._in_thread),
@@ -99,12 +93,6 @@ async def _replay_task(app: web.Application) -> AsyncIterator[None]:
     await asyncio.wait({task})
     if replay.next_offsets and replay.failed is None:
         await asyncio.to_thread(replay.save_snapshot)
-
-
-async def _process_pool(app: web.Application) -> AsyncIterator[None]:
-    await app[POOL].start()  # one that cannot start: /readyz says POOL-BROKEN, uploads 503
-    yield
-    await app[POOL].close()
 
 
 async def search(request: web.Request) -> web.Response:
@@ -315,8 +303,8 @@ async def stats(request: web.Request) -> web.Response:
     index = request.app[INDEX]
     body = MatcherStats(
         images=len(index),
-        ready=replay.not_ready_reason is None,
-        reason=replay.not_ready_reason,
+        ready=request.app[READINESS].reason(REPLAY_PART) is None,
+        reason=request.app[READINESS].reason(REPLAY_PART),
         partitions=replay.partitions,
         entries=index.entries,
         memory_bytes=index.nbytes(),

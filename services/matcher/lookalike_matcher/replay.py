@@ -33,6 +33,7 @@ from pydantic import ValidationError
 
 from lookalike_shared.contracts import VERSION_HEADER, FingerprintRecord
 from lookalike_shared.kafka import Poller
+from lookalike_shared.readiness import Readiness
 
 from . import metrics
 from .allocator import release_free_memory
@@ -41,6 +42,7 @@ from .settings import MatcherSettings
 from .snapshot import empty_state, load_snapshot, save_snapshot
 
 log = logging.getLogger(__name__)
+PART = "replay"  # its name in the matcher's Readiness
 
 
 async def _in_thread(work: Callable[..., None], *args: Any) -> None:
@@ -66,10 +68,13 @@ def _header_int(headers: list[tuple[str, bytes]] | None, name: str) -> int | Non
 
 
 class FingerprintReplay:
-    def __init__(self, settings: MatcherSettings, index: FingerprintIndex) -> None:
+    def __init__(
+        self, settings: MatcherSettings, index: FingerprintIndex, readiness: Readiness
+    ) -> None:
         self.settings = settings
         self.index = index
-        self.not_ready_reason: str | None = "INDEX-NOT-LOADED"
+        self.readiness = readiness
+        readiness.set(PART, "INDEX-NOT-LOADED")
         self.partitions: list[int] = []
         self.applied = 0  # records applied since this process started
         self.next_offsets: dict[int, int] = {}
@@ -96,7 +101,7 @@ class FingerprintReplay:
             raise
         except Exception as exc:
             self.failed = f"{type(exc).__name__}: {exc}"
-            self.not_ready_reason = "REPLAY-FAILED"
+            self.readiness.set(PART, "REPLAY-FAILED")
             metrics.READY.set(0)
             log.exception("the replay stopped; the index no longer follows the topic")
             raise
@@ -111,10 +116,10 @@ class FingerprintReplay:
         await self._start(consumer)
         try:
             tps = await self._assign(consumer)
-            self.not_ready_reason = "INDEX-NOT-LOADED"
+            self.readiness.set(PART, "INDEX-NOT-LOADED")
             await self._load_snapshot(consumer, tps)
             targets = await consumer.end_offsets(tps)
-            self.not_ready_reason = "INDEX-CATCHING-UP"
+            self.readiness.set(PART, "INDEX-CATCHING-UP")
             self.index.catching_up(True)
             poller = Poller(consumer, self.settings.kafka_idle_rest_ms)
             while True:
@@ -123,9 +128,10 @@ class FingerprintReplay:
                     # In a thread: a table merge takes a while at millions of images, and the
                     # event loop keeps answering searches meanwhile.
                     await _in_thread(self._apply_all, batch)
-                if self.not_ready_reason is not None and await self._caught_up(consumer, targets):
+                behind = self.readiness.reason(PART) is not None
+                if behind and await self._caught_up(consumer, targets):
                     await _in_thread(self.index.catching_up, False)
-                    self.not_ready_reason = None
+                    self.readiness.clear(PART)
                     metrics.READY.set(1)
                     log.info(
                         "index loaded",
@@ -143,7 +149,7 @@ class FingerprintReplay:
             await consumer.stop()
 
     async def _start(self, consumer: AIOKafkaConsumer) -> None:
-        self.not_ready_reason = "KAFKA-UNREACHABLE"
+        self.readiness.set(PART, "KAFKA-UNREACHABLE")
         while True:
             try:
                 await consumer.start()
@@ -154,7 +160,7 @@ class FingerprintReplay:
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         topic = self.settings.fingerprint_topic
-        self.not_ready_reason = "TOPIC-MISSING"
+        self.readiness.set(PART, "TOPIC-MISSING")
         while True:
             # The consumer's list of topic names first: asking the broker about one topic by
             # name could have it create the topic (auto.create.topics.enable), uncompacted.

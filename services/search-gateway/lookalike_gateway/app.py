@@ -29,6 +29,7 @@ from lookalike_shared.imaging import ImageRejected
 from lookalike_shared.pool import WorkerPool
 from lookalike_shared.profile import CatalogueProfile, check_profile, index_properties, load_profile
 from lookalike_shared.search_index import wait_for_elasticsearch
+from lookalike_shared.service import READINESS, pool_context, service_app
 
 from . import metrics
 from .catalogue_fields import OWN_FACETS, CatalogueFields
@@ -76,7 +77,7 @@ _FETCH_MESSAGES = {
 
 
 def init_app(settings: GatewaySettings) -> web.Application:
-    app = web.Application(
+    app = service_app(
         client_max_size=settings.max_upload_bytes,
         # Outermost first: count the status the client gets, after errors become JSON.
         middlewares=[count_requests, json_errors, body_deadline(settings.body_timeout_seconds)],
@@ -89,11 +90,14 @@ def init_app(settings: GatewaySettings) -> web.Application:
         settings.pool_workers or None,
         start_timeout_seconds=settings.pool_start_timeout_seconds,
         warm_up=load_models,  # the embedding model, in every worker, before the first query
+        readiness=app[READINESS],
     )
+    # A pool that cannot start leaves the gateway up, /readyz says why.
+    app.cleanup_ctx.append(pool_context(POOL))
     app.cleanup_ctx.append(_backends)
     secure_headers(app, PAGE_CSP)
     app.on_response_prepare.append(_revalidate_static)
-    add_health_routes(app, lambda: app[POOL].not_ready_reason)
+    add_health_routes(app, app[READINESS], metrics.REGISTRY)
     app.router.add_get("/", index_page)
     app.router.add_static("/static/", STATIC, name="static")
     app.router.add_post("/v1/search", search)
@@ -157,9 +161,8 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
     try:
         catalogue = CatalogueSearch(es, await _catalogue_fields(es, app))
     except BaseException:
-        await es.close()  # a profile that does not fit: nothing else was started
+        await es.close()  # a profile that does not fit: nothing else was started here
         raise
-    await pool.start()  # a pool that cannot start leaves the gateway up, /readyz says why
     session = aiohttp.ClientSession()
     # An image_url's body is held to the same cap as an upload.
     fetcher = ImageFetcher(settings.fetch_policy(settings.max_upload_bytes))
@@ -170,7 +173,6 @@ async def _backends(app: web.Application) -> AsyncIterator[None]:
     await fetcher.close()
     await session.close()
     await es.close()
-    await pool.close()
 
 
 async def _catalogue_fields(es: AsyncElasticsearch, app: web.Application) -> CatalogueFields:
