@@ -4,47 +4,19 @@ facets in the page config; a profile that does not fit refuses to start."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from elasticsearch import AsyncElasticsearch
 
 from lookalike_gateway.app import init_app
 from lookalike_gateway.settings import GatewaySettings
 from lookalike_shared.profile import ProfileError
-from lookalike_stack.catalogue import publish
 from lookalike_stack.processes import free_port
 from tests.fixtures.images import resized_copy, sample_path
 from tests.fixtures.library import PROFILE, Library
-from tests.fixtures.services import Pipeline, run_pipeline, start_app, wait_until
+from tests.fixtures.services import Pipeline, start_app
 
 NAMESPACE = "lookalike"
-
-
-@pytest.fixture
-async def library_pipeline(
-    library: Library, sample_catalogue: tuple[Path, list[dict[str, Any]]]
-) -> AsyncIterator[Pipeline]:
-    root, catalogue = sample_catalogue
-    settings = library.settings.model_copy(update={"catalogue_profile": str(library.profile_path)})
-    urls = {c["image_id"]: c["image_url"] for c in catalogue}
-    async with run_pipeline(settings, root) as pipeline:
-        events = [{"image_id": i, "version": 1, "image_url": urls[i]} for i in library.documents]
-        await publish(settings, events)
-
-        async def enriched() -> bool:
-            async with AsyncElasticsearch(settings.es_url) as es:
-                await es.indices.refresh(index=library.alias)
-                found = await es.count(
-                    index=library.alias, query={"exists": {"field": "lookalike.embedding"}}
-                )
-            held = (await pipeline.matcher_stats())["images"]
-            return int(found["count"]) == len(events) and held == len(events)
-
-        await wait_until(enriched, 90, "the library's images to be enriched")
-        yield pipeline
 
 
 def _hits(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:

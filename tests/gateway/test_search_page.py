@@ -14,6 +14,8 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from tests.fixtures.gateway import IndexedCatalogue
 from tests.fixtures.images import outside_photograph, resized_copy, sample_path
+from tests.fixtures.library import Library
+from tests.fixtures.services import Pipeline
 
 CHROMIUM = Path(os.environ.get("LOOKALIKE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -367,3 +369,53 @@ async def test_compare_on_a_duplicate_card_shows_the_evidence(
     assert page.errors == []  # type: ignore[attr-defined]
     assert page.console_errors == []  # type: ignore[attr-defined]
     assert await csp_violations(page) == []
+
+
+async def test_with_a_catalogue_profile_the_page_offers_the_librarys_own_filters(
+    browser: Browser, library_pipeline: Pipeline, library: Library
+) -> None:
+    page = await _open(
+        browser, library_pipeline.gateway_url, viewport={"width": 1280, "height": 900}
+    )
+    # The library's filters, drawn from the profile the gateway serves.
+    licence = page.get_by_label("Licence", exact=True)
+    assert await licence.is_visible()
+    assert await page.get_by_label("Collection", exact=True).is_visible()
+
+    # An image: every catalogue image comes back (the same artwork, then look-alikes).
+    query = resized_copy(sample_path(library_pipeline.file_root, CAT), 0.6)
+    await _drop_file(page, query, "chelsea.jpg", "image/jpeg")
+    await _wait_done(page)
+    # Its facet group, under its own label; a click filters by it.
+    group = page.locator('.facet-group[data-facet="license_type"]')
+    assert (await group.locator(".facet-title").text_content()) == "Licence"
+    before = await _card_ids(page)
+    await group.locator('.facet[data-value="rights-managed"]').click()
+    await page.wait_for_function(
+        "(before) => { const r = document.getElementById('results');"
+        " const ids = [...r.querySelectorAll('.card')].map((c) => c.dataset.imageId).join();"
+        " return r.dataset.state === 'done' && ids !== before; }",
+        arg=",".join(before),
+        timeout=15_000,
+    )
+    assert await licence.input_value() == "rights-managed"
+    shown = await _card_ids(page)
+    expected = {i for i, d in library.documents.items() if d["license_type"] == "rights-managed"}
+    assert shown and set(shown) <= expected
+    # Cards show the library's own title; its thumbnail host does not resolve here, so
+    # each card falls back to the gateway's thumbnail of the picture ingest read.
+    first = page.locator("#results .card").first
+    assert library.documents[shown[0]]["name"] in await first.inner_text()
+    await page.wait_for_function(
+        "() => { const img = document.querySelector('#results .card img');"
+        " return img && img.complete && img.naturalWidth > 0"
+        " && img.src.includes('/v1/images/'); }",
+        timeout=15_000,
+    )
+    assert page.errors == []  # type: ignore[attr-defined]
+    unexpected = [
+        e
+        for e in page.console_errors  # type: ignore[attr-defined]
+        if "ERR_NAME_NOT_RESOLVED" not in e
+    ]
+    assert unexpected == []

@@ -74,6 +74,9 @@ function readServerConfig() {
     maxPageSize: config.max_page_size,
     facets: Object.freeze(config.facets.map(String)),
     maxPaletteColours: config.max_palette_colours,
+    // A catalogue profile's own filters: [{ name, label, kind: "term" | "range" }].
+    filters: Object.freeze((Array.isArray(config.filters) ? config.filters : []).map((f) =>
+      Object.freeze({ name: String(f.name), label: String(f.label || f.name), kind: String(f.kind) }))),
   });
 }
 

@@ -6,6 +6,9 @@
 import { FACET_TITLES, SERVER } from "./config.js";
 import { el, els, numberInputs, setSelectValue } from "./dom.js";
 import { onFiltersChanged, readInteger, selectedColors, setColorPressed } from "./filters.js";
+import {
+  isLibraryFacet, libraryFacetActive, libraryFilterLabel, toggleLibraryFacet,
+} from "./library-filters.js";
 import { search } from "./search.js";
 import { capitalise, formatCount, plural, present } from "./text.js";
 
@@ -29,7 +32,8 @@ export function renderFacets(facets) {
     group.dataset.facet = key;
     const list = el("ul", "facet-list");
     for (const item of values) list.append(buildFacetItem(key, item));
-    group.append(el("h3", "facet-title", FACET_TITLES[key] || capitalise(key)), list);
+    const title = FACET_TITLES[key] || libraryFilterLabel(key) || capitalise(key);
+    group.append(el("h3", "facet-title", title), list);
     groups.push(group);
   }
   if (!groups.length) groups.push(el("p", "muted small", "No refinements for these results."));
@@ -68,7 +72,7 @@ function isFacetActive(key, value) {
       return readInteger(numberInputs.year_from) === start &&
         readInteger(numberInputs.year_to) === start + 9;
     }
-    default: return false;
+    default: return isLibraryFacet(key) && libraryFacetActive(key, value);
   }
 }
 
@@ -103,7 +107,7 @@ function applyFacet(key, value) {
       break;
     }
     default:
-      return;
+      if (!toggleLibraryFacet(key, value)) return;
   }
   onFiltersChanged();
 }

@@ -6,6 +6,7 @@
 import { NUMBER_DEBOUNCE_MS } from "./config.js";
 import { els, numberInputs } from "./dom.js";
 import { refreshFacetPressed } from "./facets.js";
+import { activeLibraryFilters, clearLibraryFilters } from "./library-filters.js";
 import { search } from "./search.js";
 import { state } from "./state.js";
 
@@ -38,7 +39,7 @@ function activeFilterCount() {
   for (const input of Object.values(numberInputs)) {
     if (readInteger(input) !== null) count += 1;
   }
-  return count;
+  return count + activeLibraryFilters();
 }
 
 export function updateFilterCount() {
@@ -55,6 +56,7 @@ export function resetFilters() {
   els.format.value = "";
   els.orientation.value = "";
   for (const input of Object.values(numberInputs)) input.value = "";
+  clearLibraryFilters();
   onFiltersChanged();
 }
 

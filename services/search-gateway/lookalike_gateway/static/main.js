@@ -11,6 +11,7 @@
 import { restoreFromLocation } from "./address-bar.js";
 import { onResultsClick, onResultsKeydown } from "./card-actions.js";
 import { wireCompare } from "./compare-view.js";
+import { buildLibraryFilters } from "./library-filters.js";
 import { els, numberInputs } from "./dom.js";
 import {
   onDocumentDragOver, onDocumentDrop, onDragEnter, onDragLeave, onDragOver, onDrop, onPaste,
@@ -73,6 +74,7 @@ function bindEvents() {
   els.results.addEventListener("keydown", onResultsKeydown);
   els.more.addEventListener("click", loadMore);
   wireCompare();
+  buildLibraryFilters(onFiltersChanged);
 }
 
 bindEvents();

@@ -8,6 +8,7 @@ import { syncLocation } from "./address-bar.js";
 import { SEARCH_ENDPOINT, SERVER } from "./config.js";
 import { els, numberInputs } from "./dom.js";
 import { readInteger, selectedColors } from "./filters.js";
+import { libraryFilterParams } from "./library-filters.js";
 import { clearError, hideNotice, showError } from "./messages.js";
 import { readNdjson } from "./ndjson.js";
 import { paletteParam } from "./palette.js";
@@ -45,6 +46,7 @@ export function collectParams() {
     if (value !== null) params[name] = String(value);
   }
 
+  Object.assign(params, libraryFilterParams());
   params.limit = String(SERVER.pageSize);
   return params;
 }
