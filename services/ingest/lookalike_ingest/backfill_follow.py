@@ -37,6 +37,8 @@ from elasticsearch import ConnectionError as ESConnectionError
 from tqdm import tqdm
 
 from lookalike_shared.config import CommonSettings
+from lookalike_shared.profile import load_profile
+from lookalike_shared.search_index import NOT_DELETED
 
 from .backfill_state import PendingEvent, PublishedState, Run
 
@@ -98,6 +100,12 @@ class PipelineFollower:
             bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
         )
         self.es = AsyncElasticsearch(settings.es_url, request_timeout=30)
+        # With a catalogue profile, lookalike's state of each image is under the namespace
+        # of the library's documents (profile.py), not in documents of its own.
+        self.profile = (
+            load_profile(settings.catalogue_profile) if settings.catalogue_profile else None
+        )
+        self.index = self.profile.alias if self.profile else settings.es_alias
         self.http: aiohttp.ClientSession | None = None
         self._dlq_tps: list[TopicPartition] = []
         self._last_commit_change = time.monotonic()
@@ -228,9 +236,9 @@ class PipelineFollower:
         started = {r.run: r.started for r in self.runs}
         try:
             response = await self.es.mget(
-                index=self.settings.es_alias,
+                index=self.index,
                 ids=[e.image_id for e in events],
-                source_includes=["indexed_at"],
+                source_includes=[self._ours("indexed_at"), self._ours("version")],
             )
             docs = {doc["_id"]: doc for doc in response["docs"] if doc.get("found")}
         except NotFoundError:
@@ -240,13 +248,42 @@ class PipelineFollower:
             if doc is None:
                 outcome = "missing"
                 self.report.missing += 1
-            elif int(doc["_version"]) == event.version and _indexed_since(doc, started[event.run]):
+            elif self._version(doc) == event.version and self._indexed_since(
+                doc, started[event.run]
+            ):
                 outcome = "indexed"
                 self.report.indexed += 1
             else:
                 outcome = "unchanged"  # it held this version, or a newer one, already
                 self.report.unchanged += 1
             self.state.settle(event.image_id, outcome)
+
+    def _ours(self, name: str) -> str:
+        return self.profile.ours(name) if self.profile else name
+
+    def _own(self, doc: dict[str, Any]) -> dict[str, Any]:
+        source = doc.get("_source") or {}
+        return dict(source.get(self.profile.index.namespace) or {}) if self.profile else source
+
+    def _version(self, doc: dict[str, Any]) -> int:
+        if self.profile is None:
+            return int(doc["_version"])
+        return int(self._own(doc).get("version", -1))
+
+    def _indexed_since(self, doc: dict[str, Any], started: float) -> bool:
+        return _indexed_since(self._own(doc).get("indexed_at"), started)
+
+    def _images_query(self) -> dict[str, Any]:
+        """The documents that are images the matcher holds: lookalike's own, or those of
+        the library's that lookalike has enriched and not deleted."""
+        if self.profile is None:
+            return NOT_DELETED
+        return {
+            "bool": {
+                "filter": [{"exists": {"field": self._ours("embedding")}}],
+                "must_not": [{"term": {self._ours("deleted"): True}}],
+            }
+        }
 
     async def _matcher_caught_up(self) -> bool:
         """True without a matcher URL; else once the matcher holds as many images as
@@ -257,8 +294,8 @@ class PipelineFollower:
         try:
             if self.report.es_images is None:
                 # Refreshed first: a count reads only what the last refresh made searchable.
-                await self.es.indices.refresh(index=self.settings.es_alias)
-                count = await self.es.count(index=self.settings.es_alias)
+                await self.es.indices.refresh(index=self.index)
+                count = await self.es.count(index=self.index, query=self._images_query())
                 self.report.es_images = int(count["count"])
             async with self.http.get(f"{self.matcher_url}/v1/stats") as resp:
                 stats = await resp.json()
@@ -306,9 +343,8 @@ class PipelineFollower:
         await self.admin.close()
 
 
-def _indexed_since(doc: dict[str, Any], started: float) -> bool:
+def _indexed_since(indexed_at: Any, started: float) -> bool:
     """Written after the run began (by one of its events) rather than before it."""
-    indexed_at = (doc.get("_source") or {}).get("indexed_at")
     if not isinstance(indexed_at, str):
         return True  # no stamp to tell by: the version matches, call it indexed
     try:
