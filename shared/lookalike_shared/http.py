@@ -180,6 +180,17 @@ def check_json_shape(body: bytes, max_depth: int, max_values: int) -> None:
         raise JsonTooComplex(f"the JSON body has more than {max_values} values")
 
 
+# What /readyz answers while a service is not ready (503), for the OpenAPI documents.
+NOT_READY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "const": "not-ready"},
+        "reason": {"type": "string", "description": "The first part not ready, and why."},
+        "reasons": {"type": "array", "items": {"type": "string"}, "description": "Each part."},
+    },
+}
+
+
 def add_health_routes(
     app: web.Application, readiness: Readiness, registry: CollectorRegistry
 ) -> None:

@@ -163,8 +163,9 @@ async def _connect_and_consume(app: web.Application) -> None:
             consumer, batches, settings.batch_max_records, idle_rest_ms=settings.kafka_idle_rest_ms
         )
         consumer.subscribe([settings.catalogue_topic], listener=worker.rebalance_listener)
-        await consumer.start()
+        # Stopped however the start ends: a stop while it is connecting cancels start().
         stack.push_async_callback(consumer.stop)
+        await consumer.start()
 
         app[CONSUMER].worker = worker
         readiness.clear(PART)

@@ -17,6 +17,7 @@ from lookalike_shared.contracts import (
     MatcherSearchResponse,
     MatcherStats,
 )
+from lookalike_shared.http import NOT_READY_SCHEMA
 
 # The API's limits, documented here and enforced by app.py. A fingerprint is an object four
 # levels deep with about a thousand values (hashes, the layout vector, region boxes): bodies
@@ -177,7 +178,10 @@ def _service_paths() -> dict[str, Any]:
                 "summary": "Ready once the index is loaded and caught up with the topic.",
                 "responses": {
                     "200": _plain("Ready."),
-                    "503": _plain("Not ready; `reason` says why."),
+                    "503": _json(
+                        NOT_READY_SCHEMA,
+                        "Not ready: `reason` says why, `reasons` lists every part not ready.",
+                    ),
                 },
             }
         },

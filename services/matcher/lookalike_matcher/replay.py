@@ -113,8 +113,10 @@ class FingerprintReplay:
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
         )
-        await self._start(consumer)
         try:
+            # Inside the try: a matcher stopped while Kafka is still unreachable stops its
+            # consumer too (aiokafka warns of, and leaks, one never stopped).
+            await self._start(consumer)
             tps = await self._assign(consumer)
             self.readiness.set(PART, "INDEX-NOT-LOADED")
             await self._load_snapshot(consumer, tps)

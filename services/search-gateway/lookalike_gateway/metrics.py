@@ -41,4 +41,5 @@ ES_SEARCHES_WAITING = Gauge(
     "lookalike_gateway_es_searches_waiting",
     "Elasticsearch searches waiting in the gateway for a slot "
     "(LOOKALIKE_ES_MAX_CONCURRENT_SEARCHES): above 0 for long, the cluster is the bottleneck.",
+    registry=REGISTRY,
 )

@@ -16,7 +16,7 @@ from lookalike_shared.contracts import (
     ImageId,
 )
 from lookalike_shared.http import MAX_FIELD_BYTES as MAX_HEADER_BYTES
-from lookalike_shared.http import MAX_LINE_BYTES
+from lookalike_shared.http import MAX_LINE_BYTES, NOT_READY_SCHEMA
 
 from .compare import CompareParams
 from .params import (
@@ -276,7 +276,10 @@ PAGE_CONFIG_SCHEMA: dict[str, Any] = {
 
 def openapi_document() -> dict[str, Any]:
     readyz = _health("Ready to search; 503 with a reason until then.")
-    readyz["get"]["responses"]["503"] = {"description": "Not ready, with a `reason`."}
+    readyz["get"]["responses"]["503"] = {
+        "description": "Not ready: `reason` says why, `reasons` lists every part not ready.",
+        "content": {"application/json": {"schema": NOT_READY_SCHEMA}},
+    }
     return {
         "openapi": "3.1.0",
         "info": {
