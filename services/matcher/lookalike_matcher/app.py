@@ -10,9 +10,10 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 from aiohttp import BodyPartReader, web
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from lookalike_shared.contracts import (
     MATCHER_MAX_LIMIT,
@@ -46,6 +47,7 @@ from .replay import FingerprintReplay
 from .settings import MatcherSettings
 
 log = logging.getLogger(__name__)
+Body = TypeVar("Body", bound=BaseModel)
 INDEX = web.AppKey("index", FingerprintIndex)
 REPLAY = web.AppKey("replay", FingerprintReplay)
 SETTINGS = web.AppKey("settings", MatcherSettings)
@@ -100,14 +102,7 @@ async def search(request: web.Request) -> web.Response:
     if request.content_type.startswith("multipart/"):
         parsed = await _request_from_upload(request)
     elif request.content_type == "application/json":
-        body = await request.read()
-        try:
-            check_json_shape(body, MAX_JSON_DEPTH, MAX_JSON_VALUES)
-            parsed = MatcherSearchRequest.model_validate_json(body)
-        except JsonTooComplex as exc:
-            return error_response(400, "invalid_request", str(exc))
-        except ValidationError as exc:
-            return _invalid(exc)
+        parsed = await _json_body(request, MatcherSearchRequest)
     else:
         return error_response(
             415,
@@ -151,14 +146,9 @@ async def compare_images(request: web.Request) -> web.Response:
         if isinstance(sides, web.Response):
             return sides
     elif request.content_type == "application/json":
-        body = await request.read()
-        try:
-            check_json_shape(body, MAX_JSON_DEPTH, MAX_JSON_VALUES)
-            pair = MatcherCompareRequest.model_validate_json(body)
-        except JsonTooComplex as exc:
-            return error_response(400, "invalid_request", str(exc))
-        except ValidationError as exc:
-            return _invalid(exc)
+        pair = await _json_body(request, MatcherCompareRequest)
+        if isinstance(pair, web.Response):
+            return pair
         sides = _stored_pair(request.app[INDEX], pair)
         if isinstance(sides, web.Response):
             return sides
@@ -210,6 +200,18 @@ async def _uploaded_pair(request: web.Request) -> tuple[Fingerprint, Fingerprint
             status = 413 if exc.code in ("image_too_large", "decompression_bomb") else 422
             return error_response(status, exc.code, str(exc), name)
     return fingerprints[0], fingerprints[1]
+
+
+async def _json_body(request: web.Request, model: type[Body]) -> Body | web.Response:
+    """A JSON request body as `model`, or the 400 that says what is wrong with it."""
+    body = await request.read()
+    try:
+        check_json_shape(body, MAX_JSON_DEPTH, MAX_JSON_VALUES)
+        return model.model_validate_json(body)
+    except JsonTooComplex as exc:
+        return error_response(400, "invalid_request", str(exc))
+    except ValidationError as exc:
+        return _invalid(exc)
 
 
 def _invalid(exc: ValidationError) -> web.Response:
