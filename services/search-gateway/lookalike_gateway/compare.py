@@ -23,7 +23,8 @@ from lookalike_shared.pool import fingerprint_in_pool
 
 from .overlay import draw_overlay
 from .params import BadRequest, invalid_parameter, read_body
-from .search import SearchService, image_refused, url_refused
+from .query import image_refused, url_refused
+from .search import SearchService
 from .timing import BackendFailed, timed
 
 log = logging.getLogger(__name__)

@@ -18,26 +18,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from dataclasses import field as default
 from typing import Any, TypeVar
 
 from lookalike_shared.colour_bins import palette_score
-from lookalike_shared.contracts import MATCHER_MAX_LIMIT, Fingerprint, HitLine, MatcherMatch
-from lookalike_shared.fetch import FetchError, ImageFetcher
-from lookalike_shared.imaging import ImageRejected
-from lookalike_shared.pool import WorkerPool, analyse_in_pool
-from lookalike_shared.search_index import stored_vector
+from lookalike_shared.contracts import MATCHER_MAX_LIMIT, HitLine, MatcherMatch
+from lookalike_shared.fetch import ImageFetcher
+from lookalike_shared.pool import WorkerPool
 
 from . import metrics
 from .es_queries import CatalogueSearch, KeywordAnswer
 from .matcher_client import MatcherClient
 from .paging import ResultPage, done_line
-from .params import BadRequest, SearchParams, SearchRequest
+from .params import SearchParams, SearchRequest
+from .query import ImageQuery, query_of
 from .settings import GatewaySettings
-from .timing import BackendFailed, current_timeline, record_call, timed
+from .timing import BackendFailed, current_timeline, timed
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -46,18 +43,6 @@ RERANK_DEPTH = 100  # image hits re-ranked by words: pages stay consistent up to
 # (Cormack et al. 2009; 60 is their constant). Ranks, not scores, so BM25 and cosine need
 # no common scale.
 RRF_K = 60
-
-
-@dataclass(frozen=True)
-class ImageQuery:
-    """What an image search searches with."""
-
-    fingerprint: Fingerprint | None  # None for "more like this": the matcher uses its entry
-    # As the index stores it (search_index.stored_vector); None: no vector (a document
-    # indexed before the embedding)
-    embedding: str | None
-    subjects: list[str] = default(default_factory=list)
-    image_id: str | None = None  # "more like this"
 
 
 NO_VECTOR_YET = (
@@ -102,45 +87,8 @@ class SearchService:
         self._search_slots = asyncio.Semaphore(settings.es_max_concurrent_searches)
 
     async def query_image(self, request: SearchRequest) -> ImageQuery | None:
-        """What to search with: the uploaded or fetched image analysed (fingerprint and
-        embedding, one decode), or a catalogue image's stored vector; BadRequest before
-        anything is streamed. None for words and filters alone."""
-        params = request.params
-        data = request.image
-        if params.image_id is not None:
-            try:
-                vector = await timed(
-                    "es_hydrate",
-                    self.catalogue.embedding_of(params.image_id),
-                    self.settings.es_timeout_seconds,
-                )
-            except BackendFailed as exc:
-                raise BadRequest("backend_unavailable", str(exc), "image_id", 503) from exc
-            if vector is None:
-                raise BadRequest(
-                    "not_found", f"no catalogue image {params.image_id!r}", "image_id", 404
-                )
-            return ImageQuery(fingerprint=None, embedding=vector or None, image_id=params.image_id)
-        if params.image_url is not None:
-            try:
-                # A stranger's URL: never a file on our disks, whatever the file root.
-                data = await self.fetcher.fetch(params.image_url, allow_files=False)
-            except FetchError as exc:
-                raise url_refused(exc, "image_url") from exc
-        if data is None:
-            return None
-        started = time.perf_counter()
-        try:
-            analysis = await analyse_in_pool(self.pool, data, query=True)
-        except ImageRejected as exc:
-            raise image_refused(exc, "image_url" if params.image_url else "image") from exc
-        finally:
-            record_call("fingerprint", started)
-        return ImageQuery(
-            fingerprint=analysis.fingerprint,
-            embedding=stored_vector(analysis.embedding),
-            subjects=analysis.subjects,
-        )
+        """What to search with (query.py); None for words and filters alone."""
+        return await query_of(request, self.catalogue, self.fetcher, self.pool, self.settings)
 
     async def lines(
         self, params: SearchParams, query: ImageQuery | None
@@ -420,15 +368,3 @@ def _keyword_hits(answer: KeywordAnswer, params: SearchParams) -> list[HitLine]:
             score = 0.0
         out.append(HitLine(rank=0, image_id=h["_id"], match="text", score=score, doc=h["_source"]))
     return out
-
-
-def url_refused(exc: FetchError, field: str) -> BadRequest:
-    """A stranger's image URL that cannot be used, as the client's error."""
-    status = 422 if exc.code in ("fetch_not_found", "image_too_large") else 400
-    return BadRequest(exc.code, str(exc), field, 502 if exc.transient else status)
-
-
-def image_refused(exc: ImageRejected, field: str) -> BadRequest:
-    """Bytes that are not an image we accept, as the client's error."""
-    status = 413 if exc.code in ("image_too_large", "decompression_bomb") else 422
-    return BadRequest(exc.code, str(exc), field, status)
