@@ -27,9 +27,16 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
-SCREENSHOT = Path("/tmp/lookalike-page.png")
-OUTSIDE_SCREENSHOT = Path("/tmp/lookalike-page-outside.png")
-PHONE_SCREENSHOT = Path("/tmp/lookalike-page-phone.png")
+# Screenshots for a person to look at (the tests assert what they would check, in the
+# DOM): taken only when LOOKALIKE_SCREENSHOTS names a folder.
+SHOTS = os.environ.get("LOOKALIKE_SCREENSHOTS")
+
+
+async def _screenshot(page: Page, name: str) -> None:
+    if SHOTS:
+        await page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=False)
+
+
 CAT = "img-00003"
 
 
@@ -131,7 +138,7 @@ async def test_dropping_an_image_streams_cards_and_a_colour_filter_changes_them(
         " return img && img.complete && img.naturalWidth > 0; }",
         timeout=15_000,
     )
-    await page.screenshot(path=str(SCREENSHOT), full_page=False)
+    await _screenshot(page, "dropped-image")
 
     await page.click(".color-filter[data-color=black]")
     await page.wait_for_function(
@@ -249,7 +256,7 @@ async def test_an_outside_photograph_brings_look_alike_cards_with_a_readable_sco
     assert await page.locator("#results .card[data-match=duplicate]").count() == 0
     badges = await page.locator("#results .card .badge").all_inner_texts()
     assert all(b.startswith("Looks like · ") and b.endswith("%") for b in badges)
-    await page.screenshot(path=str(OUTSIDE_SCREENSHOT), full_page=False)
+    await _screenshot(page, "outside-photograph")
     assert page.errors == []  # type: ignore[attr-defined]
 
 
@@ -330,11 +337,8 @@ async def test_page_fits_a_phone_screen_with_results(
         " return img && img.complete && img.naturalWidth > 0; }",
         timeout=15_000,
     )
-    await page.screenshot(path=str(PHONE_SCREENSHOT), full_page=False)
+    await _screenshot(page, "phone")
     assert await csp_violations(page) == []
-
-
-COMPARE_SCREENSHOT = Path("/tmp/lookalike-page-compare.png")
 
 
 async def test_compare_on_a_duplicate_card_shows_the_evidence(
@@ -362,7 +366,7 @@ async def test_compare_on_a_duplicate_card_shows_the_evidence(
     assert (await page.inner_text("#compare-status")).startswith("Same artwork · ")
     assert "points matched" in await page.inner_text("#compare-facts")
     assert "Chelsea the Cat" in await page.inner_text("#compare-title")
-    await page.screenshot(path=str(COMPARE_SCREENSHOT), full_page=False)
+    await _screenshot(page, "compare")
 
     await page.click("#compare-close")
     assert not await dialog.is_visible()

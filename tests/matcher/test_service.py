@@ -168,6 +168,8 @@ async def test_bad_requests_get_a_clear_4xx(
         upload.add_field("image", jpeg_bytes_of(root), filename="q.jpg")
         async with http.post(f"{url}/v1/search", data=upload) as resp:
             assert resp.status == 200
+            answer = await resp.json()
+        assert (answer["matches"], answer["images"]) == ([], 0)  # an empty index: no match
         async with http.get(f"{url}/v1/images/no-such-image") as resp:
             assert resp.status == 404
 
