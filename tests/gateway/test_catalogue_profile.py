@@ -7,14 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from elasticsearch import AsyncElasticsearch
 
 from lookalike_gateway.app import init_app
 from lookalike_gateway.settings import GatewaySettings
 from lookalike_shared.profile import ProfileError
+from lookalike_stack.catalogue import publish
 from lookalike_stack.processes import free_port
 from tests.fixtures.images import resized_copy, sample_path
 from tests.fixtures.library import PROFILE, Library
-from tests.fixtures.services import Pipeline, start_app
+from tests.fixtures.services import Pipeline, start_app, wait_until
 
 NAMESPACE = "lookalike"
 
@@ -106,3 +108,34 @@ async def test_a_profile_that_does_not_fit_the_index_stops_the_gateway(
     broken = library.write_profile("[index]\nalias = 3\n", "broken.toml")
     with pytest.raises(ProfileError, match=r"index\.alias"):
         init_app(settings.model_copy(update={"catalogue_profile": str(broken)}))
+
+
+async def test_a_deleted_image_leaves_the_librarys_document_findable_by_words_only(
+    library_pipeline: Pipeline, library: Library
+) -> None:
+    image_id = "img-00003"
+    written = library.documents[image_id]
+    query = resized_copy(sample_path(library_pipeline.file_root, image_id), 0.5)
+    await publish(library_pipeline.settings, deletes=[{"image_id": image_id, "version": 2}])
+
+    async def forgotten() -> bool:
+        return (await library_pipeline.matcher_stats())["images"] == len(library.documents) - 1
+
+    async def removed() -> bool:
+        async with AsyncElasticsearch(library.settings.es_url) as es:
+            await es.indices.refresh(index=library.alias)
+            doc = await es.get(index=library.alias, id=image_id)
+        return bool(doc["_source"]["lookalike"].get("deleted"))
+
+    await wait_until(forgotten, 60, "the matcher to forget the deleted image")
+    await wait_until(removed, 60, "lookalike's fields to be removed")
+    status, lines = await library_pipeline.search(query)
+    assert status == 200
+    assert image_id not in [h["image_id"] for h in _hits(lines) if h["match"] == "duplicate"]
+    # Its look-alike vector went with lookalike's fields: it is no look-alike either.
+    assert image_id not in [h["image_id"] for h in _hits(lines)]
+    # The document is the library's: its words still find it, with its own fields.
+    status, lines = await library_pipeline.search(q=written["name"])
+    found = {h["image_id"]: h["doc"] for h in _hits(lines)}
+    assert found[image_id]["name"] == written["name"]
+    assert found[image_id]["license_type"] == written["license_type"]
