@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageStat
 
 from lookalike_shared.imaging import as_shown
 
@@ -44,6 +44,10 @@ MIN_DISTRACTOR_SIDE = 96
 # Some KDE wallpapers are 100 MP masters: installed files, not uploads, so no bomb.
 Image.MAX_IMAGE_PIXELS = None
 UNINDEXED_EVERY = 6  # one original in six is never indexed
+# Grey levels of standard deviation (128 px, shown over white) under which a picture is
+# blank: the blank wallpapers and stamps of the set are at 0.0-0.3, the faintest real
+# pictures (a small moon on white, a pale pattern) at 1.5-2.2.
+BLANK_STDDEV = 1.0
 # Sample files that show the same picture as another one: they would count as false pairs.
 TWINS = {
     "chessboard_GRAY.png",  # chessboard_RGB.png in grey
@@ -281,6 +285,21 @@ def usable(path: Path, min_side: int) -> bool:
         return False
 
 
+def shows_something(path: Path) -> bool:
+    """Whether the picture, as shown over white, is more than one colour: a transparent
+    overlay meant for a coloured desktop, or a gradient whose fill did not survive the
+    conversion to PNG, shows a blank page. Such a picture is no artwork anyone could find
+    again (every blank picture is every other), so it is never an original."""
+    try:
+        with Image.open(path) as im:
+            im.draft("RGB", (256, 256))
+            im.thumbnail((128, 128))
+            grey = as_shown(im).convert("L")
+    except Exception:
+        return False
+    return float(ImageStat.Stat(grey).stddev[0]) >= BLANK_STDDEV
+
+
 def pictures(sources: Iterable[Source] = SOURCES) -> tuple[list[Picture], list[str]]:
     """Every picture with its role and part, and a line per source saying what it gave."""
     out: list[Picture] = []
@@ -321,6 +340,7 @@ def _assign(source: Source, chosen: list[tuple[str, Path, str]]) -> tuple[list[P
             and source.may_be_original(path)
             and (not source.per_folder or (len(words) < source.per_folder and first not in words))
             and usable(path, MIN_ORIGINAL_SIDE)
+            and shows_something(path)
         ):
             unindexed = taken[part] % UNINDEXED_EVERY == UNINDEXED_EVERY - 1
             out.append(

@@ -71,6 +71,7 @@ from lookalike_matcher.state import CENTRE_WINDOWS, IndexState, hex_to_u64
 from lookalike_matcher.verify import STORED_KEYPOINTS, Keypoints
 from lookalike_shared.contracts import Box, Fingerprint, FingerprintRecord
 from lookalike_shared.fingerprint import REGION_WINDOWS, fingerprint_bytes, pack_keypoints
+from lookalike_shared.imaging import ImageRejected
 
 QUERY_FAMILIES = ("resize_50", "jpeg_30", "crop_20", "crop_50", "border_10", "flip", "rotate_90")
 REAL_KEY_SHARE = 0.1
@@ -88,14 +89,21 @@ def real_fingerprints() -> tuple[list[Fingerprint], list[tuple[int, Fingerprint]
     samples = [p for p in package_samples() if usable(p, MIN_ORIGINAL_SIDE)]
     for i, path in enumerate(samples):
         data = path.read_bytes()
-        originals.append(fingerprint_bytes(data))
+        try:
+            originals.append(fingerprint_bytes(data))
+        except ImageRejected:  # a sample file that is no picture the service would take
+            continue
         with Image.open(io.BytesIO(data)) as im:
             rgb = im.convert("RGB")
         for family in QUERY_FAMILIES:
             changed = FAMILIES[family](rgb, random.Random(i))
             buf = io.BytesIO()
             changed.save(buf, "JPEG", quality=30 if family == "jpeg_30" else 90)
-            queries.append((i, fingerprint_bytes(buf.getvalue(), query=True)))
+            try:
+                query = fingerprint_bytes(buf.getvalue(), query=True)
+            except ImageRejected:  # a copy of a tiny sample, too small to fingerprint
+                continue
+            queries.append((len(originals) - 1, query))
     return originals, queries
 
 

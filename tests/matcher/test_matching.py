@@ -164,6 +164,21 @@ def test_smooth_colour_field_without_keypoints_matches_through_the_global_hash()
     assert (match.image_id, match.match) == ("field", "duplicate")
 
 
+def test_blank_pictures_are_never_duplicates_of_each_other() -> None:
+    # Transparent overlays shown on white, gradients that did not render: one colour each,
+    # so every hash of theirs is the same rounding noise. None is evidence of an artwork.
+    index = FingerprintIndex()
+    index.upsert("white", 1, png_fingerprint(Image.new("RGB", (400, 300), (255, 255, 255))))
+    index.upsert("grey", 1, png_fingerprint(Image.new("RGB", (300, 300), (128, 128, 128))))
+    query = png_fingerprint(Image.new("RGB", (200, 150), (255, 255, 255)))
+    assert [m for m in index.search(query) if m.match == "duplicate"] == []
+    # A faint picture is no blank one: a small moon on white is still found.
+    moon = Image.new("RGB", (400, 300), (255, 255, 255))
+    ImageDraw.Draw(moon).ellipse((180, 130, 220, 170), fill=(120, 120, 110))
+    index.upsert("moon", 1, png_fingerprint(moon))
+    assert labels(index, moon.resize((200, 150)))["moon"] == "duplicate"
+
+
 def index_of(pictures: dict[str, Image.Image]) -> FingerprintIndex:
     index = FingerprintIndex()
     for image_id, picture in pictures.items():

@@ -25,7 +25,10 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
+
 from lookalike_shared.contracts import DIHEDRAL_TRANSFORMS, Box, Fingerprint, MatcherMatch, Overlap
+from lookalike_shared.fingerprint import thumbnail_pixels
 
 from .appearance import QueryAppearance, aspect_agreement
 from .candidates import Candidate
@@ -35,6 +38,14 @@ from .verify import Keypoints, LocalMatch, hamming256, verify_local
 DUPLICATE_SCORE = 60.0
 SIMILAR_SCORE = 15.0
 HASH_ONLY_CAP = 45.0  # unverified hash evidence never reads as a duplicate
+# A blank picture (one colour as shown: a transparent overlay on white, a gradient that did
+# not render) has no low frequencies, so its 256-bit hash is the same rounding noise as
+# every other blank picture's: whole-hash evidence needs a thumbnail whose grey levels vary
+# by at least this much (standard deviation) on both sides. The faintest real pictures of
+# bench/robustness.py's set (a small moon on white, a pale pattern) are at 0.7-1.0, blank
+# ones at 0.0-0.2.
+BLANK_CONTRAST = 0.5
+Array = np.ndarray
 _WHOLE = Box(x=0, y=0, w=1, h=1)
 _QUARTER_TURNS = ("rotate_90", "rotate_180", "rotate_270")
 
@@ -64,6 +75,7 @@ class QueryEvidence:
     looks: QueryAppearance | None
     aspects: tuple[float, float]  # content_aspects
     hashes256: list[bytes]  # the 8 flips/turns, trimmed, then untrimmed if any
+    blank: bool  # a blank picture: its whole-content hashes prove nothing (is_blank)
 
     @classmethod
     def of(cls, query: Fingerprint, looks: QueryAppearance | None) -> QueryEvidence:
@@ -76,7 +88,14 @@ class QueryEvidence:
                 bytes.fromhex(h)
                 for h in (query.hash256_dihedral or []) + (query.untrimmed_hash256_dihedral or [])
             ],
+            blank=is_blank(thumbnail_pixels(query)),
         )
+
+
+def is_blank(thumb: Array | None) -> bool:
+    """Whether a thumbnail (THUMB_SIDE x THUMB_SIDE grey levels) shows a blank picture;
+    without one (a fingerprint from before thumbnails) nothing is known: not blank."""
+    return thumb is not None and float(thumb.std()) < BLANK_CONTRAST
 
 
 EvidenceKind = Literal["hash", "appearance", "whole_hash", "keypoints"]
@@ -148,6 +167,8 @@ def weigh(state: IndexState, c: Candidate, query: QueryEvidence) -> Evidence:
         targets.append((s.hash256[slot].tobytes(), False))
     if s.has_untrimmed256[slot]:
         targets.append((s.untrimmed256[slot].tobytes(), True))
+    if query.blank or (s.has_thumb[slot] and is_blank(s.thumb[slot])):
+        targets = []  # blank on either side: the 256-bit hashes are noise (BLANK_CONTRAST)
     for target256, untrimmed in targets:
         for k, q256 in enumerate(query.hashes256):
             # The hashes are greyscale: colours that disagree discount them.
