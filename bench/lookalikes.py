@@ -21,6 +21,7 @@
 
     .venv/bin/python bench/lookalikes.py              # parts 1-3
     .venv/bin/python bench/lookalikes.py latency --documents 10000
+    .venv/bin/python bench/lookalikes.py latency --profile --documents 5000  # own vs profile
     .venv/bin/python bench/lookalikes.py --model lite1=/tmp/lite1.onnx   # compare exports
     .venv/bin/python bench/lookalikes.py fit-projection OUT.npz            # refit the PCA
 
@@ -40,6 +41,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import imagehash
 import numpy as np
@@ -54,6 +56,9 @@ from lookalike_shared.fingerprint import (
     shrink_to_side,
 )
 from lookalike_shared.imaging import decode_image
+
+if TYPE_CHECKING:
+    import aiohttp
 
 STAMPS = Path("/usr/share/tuxpaint/stamps")
 # Subject classes are the stamps' first two folder levels; these are themes or glyphs
@@ -282,6 +287,198 @@ async def latency(args: argparse.Namespace) -> None:
         print(f"    {name:34s} {pct(values, 50):7.1f}")
 
 
+async def _library_copy(es_url: str, ids: list[str], folder: Path) -> tuple[Path, float, float]:
+    """The same documents in a library's own index (bench/library.py): the library's fields
+    from each document's metadata, lookalike's measured fields under the namespace, as
+    ingest with a profile leaves them. Returns the profile's path and the mean size of a
+    document's JSON source in each index (the stand-in parses every one a search scans)."""
+    from elasticsearch import AsyncElasticsearch
+    from gateway import ALIAS
+    from library import NAMESPACE, library_document, make_library, write_profile
+
+    from lookalike_shared.profile import ENRICHMENT_FIELDS
+
+    documents = []
+    own_bytes = 0
+    async with AsyncElasticsearch(es_url, request_timeout=120) as es:
+        for start in range(0, len(ids), 1000):
+            found = await es.mget(index=ALIAS, ids=ids[start : start + 1000])
+            for doc in found["docs"]:
+                own = doc["_source"]
+                library = library_document(doc["_id"], own, len(documents))
+                library[NAMESPACE] = {k: own[k] for k in ENRICHMENT_FIELDS if k in own}
+                documents.append((doc["_id"], library))
+                own_bytes += len(json.dumps(own))
+    await make_library(es_url, documents, with_namespace=True)
+    library_bytes = sum(len(json.dumps(doc)) for _, doc in documents)
+    return write_profile(folder), own_bytes / len(documents), library_bytes / len(documents)
+
+
+async def _image_search(
+    http: aiohttp.ClientSession, gateway: str, query: bytes, inside: dict[str, list[float]]
+) -> tuple[float, float]:
+    """One image search through a gateway: (first hit, full answer) in seconds."""
+    import aiohttp
+
+    form = aiohttp.FormData()
+    form.add_field("image", query, filename="q.jpg")
+    started = time.perf_counter()
+    got_first = None
+    async with http.post(f"{gateway}/v1/search", data=form) as resp:
+        async for raw in resp.content:
+            if got_first is None and b'"type": "hit"' in raw:
+                got_first = time.perf_counter()
+            if b'"type": "done"' in raw:
+                done = json.loads(raw)
+                if done.get("warnings"):
+                    raise SystemExit(f"{gateway}: a search answered with warnings: {done}")
+                for name, ms in done["timings_ms"].items():
+                    if isinstance(ms, int | float):
+                        inside.setdefault(name, []).append(float(ms))
+    ended = time.perf_counter()
+    return (got_first or ended) - started, ended - started
+
+
+async def latency_profile(args: argparse.Namespace) -> None:
+    """The same searches through two gateways on one stack, one on lookalike's own index,
+    one with a catalogue profile on a library's index holding the same documents; each
+    rep asks both, in turns (who goes first alternates)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import aiohttp
+    from elasticsearch import AsyncElasticsearch
+    from gateway import (
+        ALIAS,
+        LIMIT,
+        QUERY_IMAGES,
+        WORDS,
+        index_synthetic,
+        one_megapixel_jpeg,
+        pct,
+        start_stack,
+    )
+
+    from lookalike_gateway.catalogue_fields import CatalogueFields
+    from lookalike_gateway.es_queries import CatalogueSearch
+    from lookalike_gateway.params import SearchParams
+    from lookalike_shared.pool import WorkerPool, analyse_in_pool
+    from lookalike_shared.profile import index_properties, load_profile
+    from lookalike_shared.search_index import stored_vector
+    from lookalike_stack.processes import Supervisor, free_port
+    from lookalike_stack.sample import materialize
+
+    modes = ("own", "profile")
+    times: dict[str, dict[str, list[float]]] = {m: {} for m in modes}
+    inside: dict[str, dict[str, list[float]]] = {m: {} for m in modes}
+
+    def note(mode: str, name: str, seconds: float) -> None:
+        times[mode].setdefault(name, []).append(seconds * 1000)
+
+    with tempfile.TemporaryDirectory(prefix="lookalike-bench-") as tmp:
+        stack = start_stack(Path(tmp), es_timeout=30.0)
+        supervisor = Supervisor(Path(tmp) / "logs-profile-bench")
+        try:
+            await index_synthetic(stack.es_url, args.documents)
+            catalogue = materialize(Path(tmp) / "catalogue")
+            ids = [c["image_id"] for c in catalogue] + [
+                f"syn-{i:06d}" for i in range(args.documents)
+            ]
+            profile_path, own_size, library_size = await _library_copy(
+                stack.es_url, ids, Path(tmp) / "library"
+            )
+            profile = load_profile(profile_path)
+            gateways = {}
+            for mode in modes:
+                port = free_port()
+                env = {
+                    "LOOKALIKE_ES_URL": stack.es_url,
+                    "LOOKALIKE_MATCHER_URLS": stack.matcher,
+                    "LOOKALIKE_GATEWAY_PORT": str(port),
+                    "LOOKALIKE_BIND_HOST": "127.0.0.1",
+                    "LOOKALIKE_ES_TIMEOUT_SECONDS": "30",
+                    "LOOKALIKE_FILE_ROOT": str(stack.catalogue),
+                    "LOOKALIKE_LOG_LEVEL": "WARNING",
+                }
+                if mode == "profile":
+                    env["LOOKALIKE_CATALOGUE_PROFILE"] = str(profile_path)
+                child = supervisor.start(
+                    f"gateway-{mode}", [sys.executable, "-m", "lookalike_gateway"], env
+                )
+                supervisor.wait_ready(child, f"http://127.0.0.1:{port}/readyz", 180)
+                gateways[mode] = f"http://127.0.0.1:{port}"
+            paths = {
+                c["image_id"]: next(stack.catalogue.glob(f"{c['image_id']}.*")) for c in catalogue
+            }
+            queries = [one_megapixel_jpeg(paths[i]) for i in QUERY_IMAGES]
+
+            # Elasticsearch's two searches alone, with each gateway's field paths.
+            pool = WorkerPool(1)
+            await pool.start()
+            async with AsyncElasticsearch(stack.es_url, request_timeout=30) as es:
+                properties = await index_properties(es, profile.alias)
+                searches = {
+                    "own": CatalogueSearch(es, CatalogueFields.own(ALIAS)),
+                    "profile": CatalogueSearch(es, CatalogueFields.of_profile(profile, properties)),
+                }
+                for n in range(args.reps):
+                    analysis = await analyse_in_pool(pool, queries[n % len(queries)], query=True)
+                    vector = stored_vector(analysis.embedding)
+                    params = SearchParams(q=WORDS[n % len(WORDS)], limit=LIMIT)
+                    for mode in modes if n % 2 == 0 else modes[::-1]:
+                        t = time.perf_counter()
+                        await searches[mode].similar(params, vector, 100)
+                        note(mode, "es_similar", time.perf_counter() - t)
+                        t = time.perf_counter()
+                        await searches[mode].keyword(params, 100)
+                        note(mode, "es_keyword", time.perf_counter() - t)
+            await pool.close()
+
+            async with aiohttp.ClientSession() as http:
+                for n in range(args.reps):
+                    query = queries[n % len(queries)]
+                    for mode in modes if n % 2 == 0 else modes[::-1]:
+                        first, full = await _image_search(http, gateways[mode], query, inside[mode])
+                        note(mode, "image search: first hit", first)
+                        note(mode, "image search: full answer", full)
+                        started = time.perf_counter()
+                        async with http.post(
+                            f"{gateways[mode]}/v1/search", data={"q": WORDS[n % len(WORDS)]}
+                        ) as resp:
+                            await resp.read()
+                        note(mode, "keyword search: full answer", time.perf_counter() - started)
+        finally:
+            supervisor.stop_all()
+            stack.stop()
+    total = len(ids)
+    print(
+        f"\nOwn index against a catalogue profile, {total} documents in each index, one "
+        f"stack, one client, {args.reps} reps each in turns (ms)"
+    )
+    print(
+        f"  a document's JSON source: own index {own_size:.0f} bytes, library's index "
+        f"{library_size:.0f} bytes (mean)"
+    )
+    print(f"  {'':36s} {'own p50':>8s} {'profile':>8s} {'ratio':>6s}   own p90 profile p90")
+    for name in (
+        "es_similar",
+        "es_keyword",
+        "image search: first hit",
+        "image search: full answer",
+        "keyword search: full answer",
+    ):
+        own, lib = times["own"][name], times["profile"][name]
+        print(
+            f"  {name:36s} {pct(own, 50):8.1f} {pct(lib, 50):8.1f} "
+            f"{pct(lib, 50) / pct(own, 50):6.3f}   {pct(own, 90):7.1f} {pct(lib, 90):11.1f}"
+        )
+    print("  inside the image searches (done line timings_ms, p50, own / profile):")
+    for name in sorted(inside["own"]):
+        own, lib = inside["own"][name], inside["profile"].get(name, [])
+        print(f"    {name:34s} {pct(own, 50):8.1f} {pct(lib, 50):8.1f}")
+    answer = "image search: full answer"
+    ratio = pct(times["profile"][answer], 50) / pct(times["own"][answer], 50)
+    print(f"\nimage search, full answer p50, profile / own: {ratio:.3f} (target: <= 1.10)")
+
+
 def fit_projection(out: Path, fit: list[Item], dims: int, power: float) -> None:
     """PCA on the fit stamps' pooled features (each image and its mirror), whitened with
     eigenvalues to the power `-power` (0.5 is full whitening)."""
@@ -319,6 +516,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--documents", type=int, default=10_000, help="latency: synthetic docs")
     parser.add_argument("--reps", type=int, default=30, help="latency: searches of each kind")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="latency: the same searches on lookalike's own index and, through a catalogue "
+        "profile, on a library's index of the same documents; both and the ratio",
+    )
     args = parser.parse_args()
     if args.command in ("all", "quality", "fit-projection"):
         if not args.stamps.is_dir():
@@ -331,7 +534,7 @@ def main() -> None:
     if args.command in ("all", "cpu"):
         cpu(args)
     if args.command == "latency":
-        asyncio.run(latency(args))
+        asyncio.run(latency_profile(args) if args.profile else latency(args))
 
 
 if __name__ == "__main__":
