@@ -287,31 +287,45 @@ async def latency(args: argparse.Namespace) -> None:
         print(f"    {name:34s} {pct(values, 50):7.1f}")
 
 
-async def _library_copy(es_url: str, ids: list[str], folder: Path) -> tuple[Path, float, float]:
-    """The same documents in a library's own index (bench/library.py): the library's fields
-    from each document's metadata, lookalike's measured fields under the namespace, as
-    ingest with a profile leaves them. Returns the profile's path and the mean size of a
-    document's JSON source in each index (the stand-in parses every one a search scans)."""
+# The library's fields a profile reads (bench/library.py's profile); the "lean" copy keeps only
+# these, to tell the cost of the library's other fields on the stand-in from the profile's.
+LEAN_FIELDS = ("name", "artist", "created", "dimensions")
+
+
+async def _library_copies(
+    es_url: str, ids: list[str], folder: Path
+) -> tuple[dict[str, Path], dict[str, float]]:
+    """The same documents in two library indexes (bench/library.py): "profile", the library's
+    fields from each document's metadata plus the library's own others (licence,
+    collection, thumbnail, price, an unmapped note), and "lean", only the fields the
+    profile reads; both with lookalike's measured fields under the namespace, as ingest
+    with a profile leaves them. Returns each one's profile path and each index's mean
+    document JSON size (own included: the stand-in parses every document a search scans)."""
     from elasticsearch import AsyncElasticsearch
     from gateway import ALIAS
     from library import NAMESPACE, library_document, make_library, write_profile
 
     from lookalike_shared.profile import ENRICHMENT_FIELDS
 
-    documents = []
-    own_bytes = 0
+    documents: dict[str, list[tuple[str, dict]]] = {"profile": [], "lean": []}
+    sizes = {"own": 0.0, "profile": 0.0, "lean": 0.0}
     async with AsyncElasticsearch(es_url, request_timeout=120) as es:
         for start in range(0, len(ids), 1000):
             found = await es.mget(index=ALIAS, ids=ids[start : start + 1000])
             for doc in found["docs"]:
                 own = doc["_source"]
-                library = library_document(doc["_id"], own, len(documents))
+                library = library_document(doc["_id"], own, len(documents["profile"]))
                 library[NAMESPACE] = {k: own[k] for k in ENRICHMENT_FIELDS if k in own}
-                documents.append((doc["_id"], library))
-                own_bytes += len(json.dumps(own))
-    await make_library(es_url, documents, with_namespace=True)
-    library_bytes = sum(len(json.dumps(doc)) for _, doc in documents)
-    return write_profile(folder), own_bytes / len(documents), library_bytes / len(documents)
+                lean = {k: library[k] for k in (*LEAN_FIELDS, NAMESPACE)}
+                for name, source in (("own", own), ("profile", library), ("lean", lean)):
+                    sizes[name] += len(json.dumps(source)) / len(ids)
+                documents["profile"].append((doc["_id"], library))
+                documents["lean"].append((doc["_id"], lean))
+    paths = {}
+    for name, alias in (("profile", "library-works"), ("lean", "library-lean")):
+        await make_library(es_url, documents[name], alias=alias, with_namespace=True)
+        paths[name] = write_profile(folder / name, alias)
+    return paths, sizes
 
 
 async def _image_search(
@@ -342,7 +356,10 @@ async def _image_search(
 async def latency_profile(args: argparse.Namespace) -> None:
     """The same searches through two gateways on one stack, one on lookalike's own index,
     one with a catalogue profile on a library's index holding the same documents; each
-    rep asks both, in turns (who goes first alternates)."""
+    rep asks each, in turns (who goes first rotates). A third gateway, "lean", has a
+    profile on a copy of the library's index with only the fields the profile reads: on the
+    stand-in, whose every search parses every document, it tells the cost of the library's
+    other fields from the profile's own."""
     sys.path.insert(0, str(Path(__file__).parent))
     import aiohttp
     from elasticsearch import AsyncElasticsearch
@@ -366,7 +383,7 @@ async def latency_profile(args: argparse.Namespace) -> None:
     from lookalike_stack.processes import Supervisor, free_port
     from lookalike_stack.sample import materialize
 
-    modes = ("own", "profile")
+    modes = ("own", "profile", "lean")
     times: dict[str, dict[str, list[float]]] = {m: {} for m in modes}
     inside: dict[str, dict[str, list[float]]] = {m: {} for m in modes}
 
@@ -382,10 +399,7 @@ async def latency_profile(args: argparse.Namespace) -> None:
             ids = [c["image_id"] for c in catalogue] + [
                 f"syn-{i:06d}" for i in range(args.documents)
             ]
-            profile_path, own_size, library_size = await _library_copy(
-                stack.es_url, ids, Path(tmp) / "library"
-            )
-            profile = load_profile(profile_path)
+            profile_paths, sizes = await _library_copies(stack.es_url, ids, Path(tmp) / "library")
             gateways = {}
             for mode in modes:
                 port = free_port()
@@ -398,8 +412,8 @@ async def latency_profile(args: argparse.Namespace) -> None:
                     "LOOKALIKE_FILE_ROOT": str(stack.catalogue),
                     "LOOKALIKE_LOG_LEVEL": "WARNING",
                 }
-                if mode == "profile":
-                    env["LOOKALIKE_CATALOGUE_PROFILE"] = str(profile_path)
+                if mode in profile_paths:
+                    env["LOOKALIKE_CATALOGUE_PROFILE"] = str(profile_paths[mode])
                 child = supervisor.start(
                     f"gateway-{mode}", [sys.executable, "-m", "lookalike_gateway"], env
                 )
@@ -414,16 +428,17 @@ async def latency_profile(args: argparse.Namespace) -> None:
             pool = WorkerPool(1)
             await pool.start()
             async with AsyncElasticsearch(stack.es_url, request_timeout=30) as es:
-                properties = await index_properties(es, profile.alias)
-                searches = {
-                    "own": CatalogueSearch(es, CatalogueFields.own(ALIAS)),
-                    "profile": CatalogueSearch(es, CatalogueFields.of_profile(profile, properties)),
-                }
+                searches = {"own": CatalogueSearch(es, CatalogueFields.own(ALIAS))}
+                for mode, path in profile_paths.items():
+                    profile = load_profile(path)
+                    properties = await index_properties(es, profile.alias)
+                    fields = CatalogueFields.of_profile(profile, properties)
+                    searches[mode] = CatalogueSearch(es, fields)
                 for n in range(args.reps):
                     analysis = await analyse_in_pool(pool, queries[n % len(queries)], query=True)
                     vector = stored_vector(analysis.embedding)
                     params = SearchParams(q=WORDS[n % len(WORDS)], limit=LIMIT)
-                    for mode in modes if n % 2 == 0 else modes[::-1]:
+                    for mode in modes[n % 3 :] + modes[: n % 3]:  # who goes first rotates
                         t = time.perf_counter()
                         await searches[mode].similar(params, vector, 100)
                         note(mode, "es_similar", time.perf_counter() - t)
@@ -435,7 +450,7 @@ async def latency_profile(args: argparse.Namespace) -> None:
             async with aiohttp.ClientSession() as http:
                 for n in range(args.reps):
                     query = queries[n % len(queries)]
-                    for mode in modes if n % 2 == 0 else modes[::-1]:
+                    for mode in modes[n % 3 :] + modes[: n % 3]:  # who goes first rotates
                         first, full = await _image_search(http, gateways[mode], query, inside[mode])
                         note(mode, "image search: first hit", first)
                         note(mode, "image search: full answer", full)
@@ -448,35 +463,43 @@ async def latency_profile(args: argparse.Namespace) -> None:
         finally:
             supervisor.stop_all()
             stack.stop()
-    total = len(ids)
     print(
-        f"\nOwn index against a catalogue profile, {total} documents in each index, one "
+        f"\nOwn index against a catalogue profile, {len(ids)} documents in each index, one "
         f"stack, one client, {args.reps} reps each in turns (ms)"
     )
     print(
-        f"  a document's JSON source: own index {own_size:.0f} bytes, library's index "
-        f"{library_size:.0f} bytes (mean)"
+        f"  a document's JSON source (mean): own index {sizes['own']:.0f} bytes, library's "
+        f"index {sizes['profile']:.0f} bytes, lean library copy {sizes['lean']:.0f} bytes"
     )
-    print(f"  {'':36s} {'own p50':>8s} {'profile':>8s} {'ratio':>6s}   own p90 profile p90")
-    for name in (
+    print(f"  {'p50':36s} {'own':>8s} {'profile':>8s} {'ratio':>6s} {'lean':>8s} {'ratio':>6s}")
+    names = (
         "es_similar",
         "es_keyword",
         "image search: first hit",
         "image search: full answer",
         "keyword search: full answer",
-    ):
-        own, lib = times["own"][name], times["profile"][name]
-        print(
-            f"  {name:36s} {pct(own, 50):8.1f} {pct(lib, 50):8.1f} "
-            f"{pct(lib, 50) / pct(own, 50):6.3f}   {pct(own, 90):7.1f} {pct(lib, 90):11.1f}"
-        )
-    print("  inside the image searches (done line timings_ms, p50, own / profile):")
+    )
+
+    def row(name: str, got: dict[str, list[float]], q: float = 50) -> str:
+        own = pct(got["own"], q)
+        cells = [f"{own:8.1f}"]
+        for mode in ("profile", "lean"):
+            value = pct(got.get(mode, []), q)
+            cells.append(f"{value:8.1f} {value / own:6.3f}")
+        return f"  {name:36s} " + " ".join(cells)
+
+    for name in names:
+        print(row(name, {m: times[m][name] for m in modes}))
+    print("  p90")
+    for name in names:
+        print(row(name, {m: times[m][name] for m in modes}, 90))
+    print("  inside the image searches (done line timings_ms, p50):")
     for name in sorted(inside["own"]):
-        own, lib = inside["own"][name], inside["profile"].get(name, [])
-        print(f"    {name:34s} {pct(own, 50):8.1f} {pct(lib, 50):8.1f}")
+        print(row("  " + name, {m: inside[m].get(name, []) for m in modes}))
     answer = "image search: full answer"
-    ratio = pct(times["profile"][answer], 50) / pct(times["own"][answer], 50)
-    print(f"\nimage search, full answer p50, profile / own: {ratio:.3f} (target: <= 1.10)")
+    for mode in ("profile", "lean"):
+        ratio = pct(times[mode][answer], 50) / pct(times["own"][answer], 50)
+        print(f"\nimage search, full answer p50, {mode} / own: {ratio:.3f} (target: <= 1.10)")
 
 
 def fit_projection(out: Path, fit: list[Item], dims: int, power: float) -> None:
