@@ -9,8 +9,13 @@
    with the Tansu broker for Kafka (Elasticsearch from the stand-in both times): the
    stand-in answers an empty fetch at once, so every idle consumer polls it thousands of
    times a second and takes CPU from the work being measured.
+   With --profile the same backlog runs twice, each on a fresh stack: into lookalike's own
+   index, and with a catalogue profile into a library's index (bench/library.py) holding
+   one library document per image id before ingest starts, so every write is the profile's
+   scripted partial update of the namespace; the table gives both and the ratio.
 
     python bench/ingest.py                 # both parts
+    python bench/ingest.py --part end-to-end --kafka embedded --profile
     python bench/ingest.py --part fingerprint --repeat 50
 """
 
@@ -18,16 +23,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import imagehash
+from library import ALIAS, NAMESPACE, library_document, make_library, write_profile
 from PIL import Image
 from stack import BenchStack, percentile
 
@@ -104,47 +112,135 @@ def _get(url: str) -> int:
         return exc.code
 
 
-def bench_end_to_end(folder: Path, workers: int, backlog: int, singles: int, kafka: str) -> None:
-    with BenchStack(folder, ingest_workers=workers, kafka=kafka) as stack:
+@dataclass
+class EndToEnd:
+    mode: str
+    events_per_second: float
+    cpu_ms_per_event: float
+    singles_p50_ms: float
+
+
+@dataclass
+class Target:
+    """Where an image counts as searchable in Elasticsearch: lookalike's own index, or the
+    library's with lookalike's fields under the profile's namespace."""
+
+    es_url: str
+    alias: str
+    namespace: str | None = None  # None: lookalike's own index
+
+    def path(self, name: str) -> str:
+        return f"{self.namespace}.{name}" if self.namespace else name
+
+    def enriched(self) -> int:
+        """Documents holding lookalike's embedding (the same count query in both modes)."""
+        body = json.dumps({"query": {"exists": {"field": self.path("embedding")}}}).encode()
+        request = urllib.request.Request(
+            f"{self.es_url}/{self.alias}/_count",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            return int(json.load(resp)["count"])
+
+    def has(self, image_id: str) -> bool:
+        url = f"{self.es_url}/{self.alias}/_doc/{image_id}?_source_includes={self.path('version')}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                source = json.load(resp).get("_source") or {}
+        except urllib.error.HTTPError:
+            return False
+        own = source.get(self.namespace) if self.namespace else source
+        return isinstance(own, dict) and own.get("version") is not None
+
+
+def _library(ids: list[str], folder: Path) -> Any:
+    """The BenchStack hook that fills a library index with one library document per image
+    id (before ingest starts, as the library's application would have) and hands the
+    services its profile."""
+
+    def prepare(stack: BenchStack) -> dict[str, str]:
+        catalogue = stack.catalogue
+        documents = (
+            (image_id, library_document(image_id, catalogue[n % len(catalogue)], n))
+            for n, image_id in enumerate(ids)
+        )
+        asyncio.run(make_library(stack.settings.es_url, documents))
+        return {"LOOKALIKE_CATALOGUE_PROFILE": str(write_profile(folder))}
+
+    return prepare
+
+
+def bench_end_to_end(
+    folder: Path, workers: int, backlog: int, singles: int, kafka: str, profile: bool = False
+) -> EndToEnd:
+    backlog_ids = [f"bl-{i:06d}" for i in range(backlog)]
+    single_ids = [f"single-{i:04d}" for i in range(singles)]
+    prepare = None
+    if profile:
+        prepare = _library(backlog_ids + single_ids, folder / "library")
+    with BenchStack(folder, ingest_workers=workers, kafka=kafka, prepare=prepare) as stack:
         settings, catalogue = stack.settings, stack.catalogue
+        target = (
+            Target(settings.es_url, ALIAS, NAMESPACE)
+            if profile
+            else Target(settings.es_url, settings.es_alias)
+        )
         events = [
-            {**catalogue[i % len(catalogue)], "image_id": f"bl-{i:06d}", "version": 1}
-            for i in range(backlog)
+            {**catalogue[i % len(catalogue)], "image_id": image_id, "version": 1}
+            for i, image_id in enumerate(backlog_ids)
         ]
         cpu_before = stack.cpu_by_process()
         started = time.perf_counter()
         asyncio.run(publish(settings, events))
-        while stack.matcher_images() < backlog or stack.es_count() < backlog:
+        while stack.matcher_images() < backlog or target.enriched() < backlog:
             if time.perf_counter() - started > 900:
                 raise SystemExit(f"backlog not done after 900 s ({stack.matcher_images()} held)")
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
         cpu = {k: v - cpu_before.get(k, 0.0) for k, v in stack.cpu_by_process().items()}
         broker = {"embedded": "the stand-in", "tansu": "the Tansu broker"}[kafka]
-        print(f"\n## End to end, {workers} ingest worker processes, Kafka from {broker}\n")
+        mode = "a catalogue profile (library index)" if profile else "lookalike's own index"
+        print(f"\n## End to end, {workers} ingest worker processes, Kafka from {broker}, {mode}\n")
         print(f"backlog of {backlog} events: {elapsed:.1f} s, **{backlog / elapsed:.0f} events/s**")
         print(f"CPU ms per event, by process (with its pool), {os.cpu_count()} cores:")
         for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
             print(f"  {name:24s} {seconds * 1000 / backlog:6.1f}")
-        print(f"  {'all':24s} {sum(cpu.values()) * 1000 / backlog:6.1f}")
+        all_ms = sum(cpu.values()) * 1000 / backlog
+        print(f"  {'all':24s} {all_ms:6.1f}")
 
         latencies = []
         matcher = f"http://127.0.0.1:{stack.matcher_port}/v1/images"
-        for i in range(singles):
-            image_id = f"single-{i:04d}"
+        for i, image_id in enumerate(single_ids):
             event = {**catalogue[i % len(catalogue)], "image_id": image_id, "version": 1}
             sent = time.perf_counter()
             asyncio.run(publish(settings, [event]))
-            while _get(f"{matcher}/{image_id}") != 200 or (
-                _get(f"{settings.es_url}/{settings.es_alias}/_doc/{image_id}") != 200
-            ):
+            while _get(f"{matcher}/{image_id}") != 200 or not target.has(image_id):
                 time.sleep(0.005)
             latencies.append(time.perf_counter() - sent)
+        p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
         print(
             f"publish to searchable, {singles} single events: "
-            f"p50 {statistics.median(latencies) * 1000:.0f} ms, "
-            f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms"
+            f"p50 {p50:.0f} ms, p99 {percentile(latencies, 0.99) * 1000:.0f} ms"
         )
+    return EndToEnd(mode, backlog / elapsed, all_ms, p50)
+
+
+def compare_profile(results: list[EndToEnd]) -> None:
+    own, lib = (next(r for r in results if ("profile" in r.mode) == p) for p in (False, True))
+    print("\n## Own index against a catalogue profile, same backlog, same run\n")
+    print("| mode | events/s | CPU ms/event | singles p50 ms |")
+    print("|---|---:|---:|---:|")
+    for r in (own, lib):
+        print(
+            f"| {r.mode} | {r.events_per_second:.1f} | {r.cpu_ms_per_event:.1f} "
+            f"| {r.singles_p50_ms:.0f} |"
+        )
+    print(
+        f"\nprofile / own: events/s {lib.events_per_second / own.events_per_second:.3f}, "
+        f"CPU per event {lib.cpu_ms_per_event / own.cpu_ms_per_event:.3f} "
+        "(target: events/s >= 0.90)"
+    )
 
 
 def main() -> None:
@@ -164,6 +260,17 @@ def main() -> None:
         "the stand-in, holds an empty fetch for fetch.max.wait.ms instead of answering at "
         "once), or each in turn [both]",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="end to end: run the same backlog twice, into lookalike's own index and with a "
+        "catalogue profile into a library's index filled beforehand, and compare",
+    )
+    parser.add_argument(
+        "--profile-first",
+        action="store_true",
+        help="with --profile: the profile's run first (alternate runs to see drift)",
+    )
     args = parser.parse_args()
     print(f"# lookalike ingest benchmark ({os.cpu_count()} cores)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -171,9 +278,22 @@ def main() -> None:
             bench_fingerprint(Path(tmp), args.repeat)
         if args.part in ("end-to-end", "all"):
             for kafka in ("embedded", "tansu") if args.kafka == "both" else (args.kafka,):
-                bench_end_to_end(
-                    Path(tmp) / f"e2e-{kafka}", args.workers, args.backlog, args.singles, kafka
-                )
+                modes = [False, True] if args.profile else [False]
+                if args.profile_first:
+                    modes.reverse()
+                results = [
+                    bench_end_to_end(
+                        Path(tmp) / f"e2e-{kafka}-{'profile' if p else 'own'}",
+                        args.workers,
+                        args.backlog,
+                        args.singles,
+                        kafka,
+                        profile=p,
+                    )
+                    for p in modes
+                ]
+                if args.profile:
+                    compare_profile(results)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@
 
     .venv/bin/python bench/lookalikes.py              # parts 1-3
     .venv/bin/python bench/lookalikes.py latency --documents 10000
+    .venv/bin/python bench/lookalikes.py latency --profile --documents 5000  # own vs profile
     .venv/bin/python bench/lookalikes.py --model lite1=/tmp/lite1.onnx   # compare exports
     .venv/bin/python bench/lookalikes.py fit-projection OUT.npz            # refit the PCA
 
@@ -40,6 +41,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import imagehash
 import numpy as np
@@ -54,6 +56,9 @@ from lookalike_shared.fingerprint import (
     shrink_to_side,
 )
 from lookalike_shared.imaging import decode_image
+
+if TYPE_CHECKING:
+    import aiohttp
 
 STAMPS = Path("/usr/share/tuxpaint/stamps")
 # Subject classes are the stamps' first two folder levels; these are themes or glyphs
@@ -282,6 +287,226 @@ async def latency(args: argparse.Namespace) -> None:
         print(f"    {name:34s} {pct(values, 50):7.1f}")
 
 
+# The library's fields a profile reads (bench/library.py's profile); the "lean" copy keeps only
+# these, to tell the cost of the library's other fields on the stand-in from the profile's.
+LEAN_FIELDS = ("name", "artist", "created", "dimensions")
+
+
+async def _library_copies(
+    es_url: str, ids: list[str], folder: Path
+) -> tuple[dict[str, Path], dict[str, float]]:
+    """The same documents in two library indexes (bench/library.py): "profile", the library's
+    fields from each document's metadata plus the library's own others (licence,
+    collection, thumbnail, price, an unmapped note), and "lean", only the fields the
+    profile reads; both with lookalike's measured fields under the namespace, as ingest
+    with a profile leaves them. Returns each one's profile path and each index's mean
+    document JSON size (own included: the stand-in parses every document a search scans)."""
+    from elasticsearch import AsyncElasticsearch
+    from gateway import ALIAS
+    from library import NAMESPACE, library_document, make_library, write_profile
+
+    from lookalike_shared.profile import ENRICHMENT_FIELDS
+
+    documents: dict[str, list[tuple[str, dict]]] = {"profile": [], "lean": []}
+    sizes = {"own": 0.0, "profile": 0.0, "lean": 0.0}
+    async with AsyncElasticsearch(es_url, request_timeout=120) as es:
+        for start in range(0, len(ids), 1000):
+            found = await es.mget(index=ALIAS, ids=ids[start : start + 1000])
+            for doc in found["docs"]:
+                own = doc["_source"]
+                library = library_document(doc["_id"], own, len(documents["profile"]))
+                library[NAMESPACE] = {k: own[k] for k in ENRICHMENT_FIELDS if k in own}
+                lean = {k: library[k] for k in (*LEAN_FIELDS, NAMESPACE)}
+                for name, source in (("own", own), ("profile", library), ("lean", lean)):
+                    sizes[name] += len(json.dumps(source)) / len(ids)
+                documents["profile"].append((doc["_id"], library))
+                documents["lean"].append((doc["_id"], lean))
+    paths = {}
+    for name, alias in (("profile", "library-works"), ("lean", "library-lean")):
+        await make_library(es_url, documents[name], alias=alias, with_namespace=True)
+        paths[name] = write_profile(folder / name, alias)
+    return paths, sizes
+
+
+async def _image_search(
+    http: aiohttp.ClientSession, gateway: str, query: bytes, inside: dict[str, list[float]]
+) -> tuple[float, float]:
+    """One image search through a gateway: (first hit, full answer) in seconds."""
+    import aiohttp
+
+    form = aiohttp.FormData()
+    form.add_field("image", query, filename="q.jpg")
+    started = time.perf_counter()
+    got_first = None
+    async with http.post(f"{gateway}/v1/search", data=form) as resp:
+        async for raw in resp.content:
+            if got_first is None and b'"type": "hit"' in raw:
+                got_first = time.perf_counter()
+            if b'"type": "done"' in raw:
+                done = json.loads(raw)
+                if done.get("warnings"):
+                    raise SystemExit(f"{gateway}: a search answered with warnings: {done}")
+                for name, ms in done["timings_ms"].items():
+                    if isinstance(ms, int | float):
+                        inside.setdefault(name, []).append(float(ms))
+    ended = time.perf_counter()
+    return (got_first or ended) - started, ended - started
+
+
+async def latency_profile(args: argparse.Namespace) -> None:
+    """The same searches through two gateways on one stack, one on lookalike's own index,
+    one with a catalogue profile on a library's index holding the same documents; each
+    rep asks each, in turns (who goes first rotates). A third gateway, "lean", has a
+    profile on a copy of the library's index with only the fields the profile reads: on the
+    stand-in, whose every search parses every document, it tells the cost of the library's
+    other fields from the profile's own."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import aiohttp
+    from elasticsearch import AsyncElasticsearch
+    from gateway import (
+        ALIAS,
+        LIMIT,
+        QUERY_IMAGES,
+        WORDS,
+        index_synthetic,
+        one_megapixel_jpeg,
+        pct,
+        start_stack,
+    )
+
+    from lookalike_gateway.catalogue_fields import CatalogueFields
+    from lookalike_gateway.es_queries import CatalogueSearch
+    from lookalike_gateway.params import SearchParams
+    from lookalike_shared.pool import WorkerPool, analyse_in_pool
+    from lookalike_shared.profile import index_properties, load_profile
+    from lookalike_shared.search_index import stored_vector
+    from lookalike_stack.processes import Supervisor, free_port
+    from lookalike_stack.sample import materialize
+
+    modes = ("own", "profile", "lean")
+    times: dict[str, dict[str, list[float]]] = {m: {} for m in modes}
+    inside: dict[str, dict[str, list[float]]] = {m: {} for m in modes}
+
+    def note(mode: str, name: str, seconds: float) -> None:
+        times[mode].setdefault(name, []).append(seconds * 1000)
+
+    with tempfile.TemporaryDirectory(prefix="lookalike-bench-") as tmp:
+        stack = start_stack(Path(tmp), es_timeout=30.0)
+        supervisor = Supervisor(Path(tmp) / "logs-profile-bench")
+        try:
+            await index_synthetic(stack.es_url, args.documents)
+            catalogue = materialize(Path(tmp) / "catalogue")
+            ids = [c["image_id"] for c in catalogue] + [
+                f"syn-{i:06d}" for i in range(args.documents)
+            ]
+            profile_paths, sizes = await _library_copies(stack.es_url, ids, Path(tmp) / "library")
+            gateways = {}
+            for mode in modes:
+                port = free_port()
+                env = {
+                    "LOOKALIKE_ES_URL": stack.es_url,
+                    "LOOKALIKE_MATCHER_URLS": stack.matcher,
+                    "LOOKALIKE_GATEWAY_PORT": str(port),
+                    "LOOKALIKE_BIND_HOST": "127.0.0.1",
+                    "LOOKALIKE_ES_TIMEOUT_SECONDS": "30",
+                    "LOOKALIKE_FILE_ROOT": str(stack.catalogue),
+                    "LOOKALIKE_LOG_LEVEL": "WARNING",
+                }
+                if mode in profile_paths:
+                    env["LOOKALIKE_CATALOGUE_PROFILE"] = str(profile_paths[mode])
+                child = supervisor.start(
+                    f"gateway-{mode}", [sys.executable, "-m", "lookalike_gateway"], env
+                )
+                supervisor.wait_ready(child, f"http://127.0.0.1:{port}/readyz", 180)
+                gateways[mode] = f"http://127.0.0.1:{port}"
+            paths = {
+                c["image_id"]: next(stack.catalogue.glob(f"{c['image_id']}.*")) for c in catalogue
+            }
+            queries = [one_megapixel_jpeg(paths[i]) for i in QUERY_IMAGES]
+
+            # Elasticsearch's two searches alone, with each gateway's field paths.
+            pool = WorkerPool(1)
+            await pool.start()
+            async with AsyncElasticsearch(stack.es_url, request_timeout=30) as es:
+                searches = {"own": CatalogueSearch(es, CatalogueFields.own(ALIAS))}
+                for mode, path in profile_paths.items():
+                    profile = load_profile(path)
+                    properties = await index_properties(es, profile.alias)
+                    fields = CatalogueFields.of_profile(profile, properties)
+                    searches[mode] = CatalogueSearch(es, fields)
+                for n in range(args.reps):
+                    analysis = await analyse_in_pool(pool, queries[n % len(queries)], query=True)
+                    vector = stored_vector(analysis.embedding)
+                    params = SearchParams(q=WORDS[n % len(WORDS)], limit=LIMIT)
+                    for mode in modes[n % 3 :] + modes[: n % 3]:  # who goes first rotates
+                        t = time.perf_counter()
+                        await searches[mode].similar(params, vector, 100)
+                        note(mode, "es_similar", time.perf_counter() - t)
+                        t = time.perf_counter()
+                        await searches[mode].keyword(params, 100)
+                        note(mode, "es_keyword", time.perf_counter() - t)
+                        # the floor of any search on the stand-in: it parses every document
+                        t = time.perf_counter()
+                        await es.search(index=searches[mode].alias, size=0, query={"match_all": {}})
+                        note(mode, "es match_all, size 0", time.perf_counter() - t)
+            await pool.close()
+
+            async with aiohttp.ClientSession() as http:
+                for n in range(args.reps):
+                    query = queries[n % len(queries)]
+                    for mode in modes[n % 3 :] + modes[: n % 3]:  # who goes first rotates
+                        first, full = await _image_search(http, gateways[mode], query, inside[mode])
+                        note(mode, "image search: first hit", first)
+                        note(mode, "image search: full answer", full)
+                        started = time.perf_counter()
+                        async with http.post(
+                            f"{gateways[mode]}/v1/search", data={"q": WORDS[n % len(WORDS)]}
+                        ) as resp:
+                            await resp.read()
+                        note(mode, "keyword search: full answer", time.perf_counter() - started)
+        finally:
+            supervisor.stop_all()
+            stack.stop()
+    print(
+        f"\nOwn index against a catalogue profile, {len(ids)} documents in each index, one "
+        f"stack, one client, {args.reps} reps each in turns (ms)"
+    )
+    print(
+        f"  a document's JSON source (mean): own index {sizes['own']:.0f} bytes, library's "
+        f"index {sizes['profile']:.0f} bytes, lean library copy {sizes['lean']:.0f} bytes"
+    )
+    print(f"  {'p50':36s} {'own':>8s} {'profile':>8s} {'ratio':>6s} {'lean':>8s} {'ratio':>6s}")
+    names = (
+        "es match_all, size 0",
+        "es_similar",
+        "es_keyword",
+        "image search: first hit",
+        "image search: full answer",
+        "keyword search: full answer",
+    )
+
+    def row(name: str, got: dict[str, list[float]], q: float = 50) -> str:
+        own = pct(got["own"], q)
+        cells = [f"{own:8.1f}"]
+        for mode in ("profile", "lean"):
+            value = pct(got.get(mode, []), q)
+            cells.append(f"{value:8.1f} {value / own:6.3f}")
+        return f"  {name:36s} " + " ".join(cells)
+
+    for name in names:
+        print(row(name, {m: times[m][name] for m in modes}))
+    print("  p90")
+    for name in names:
+        print(row(name, {m: times[m][name] for m in modes}, 90))
+    print("  inside the image searches (done line timings_ms, p50):")
+    for name in sorted(inside["own"]):
+        print(row("  " + name, {m: inside[m].get(name, []) for m in modes}))
+    answer = "image search: full answer"
+    for mode in ("profile", "lean"):
+        ratio = pct(times[mode][answer], 50) / pct(times["own"][answer], 50)
+        print(f"\nimage search, full answer p50, {mode} / own: {ratio:.3f} (target: <= 1.10)")
+
+
 def fit_projection(out: Path, fit: list[Item], dims: int, power: float) -> None:
     """PCA on the fit stamps' pooled features (each image and its mirror), whitened with
     eigenvalues to the power `-power` (0.5 is full whitening)."""
@@ -319,6 +544,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--documents", type=int, default=10_000, help="latency: synthetic docs")
     parser.add_argument("--reps", type=int, default=30, help="latency: searches of each kind")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="latency: the same searches on lookalike's own index and, through a catalogue "
+        "profile, on a library's index of the same documents; both and the ratio",
+    )
     args = parser.parse_args()
     if args.command in ("all", "quality", "fit-projection"):
         if not args.stamps.is_dir():
@@ -331,7 +562,7 @@ def main() -> None:
     if args.command in ("all", "cpu"):
         cpu(args)
     if args.command == "latency":
-        asyncio.run(latency(args))
+        asyncio.run(latency_profile(args) if args.profile else latency(args))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,10 @@ class BenchStack:
     # "embedded": the stand-in serves Kafka and Elasticsearch; "tansu": a second broker
     # (lookalike_stack.embedded.start_second_kafka) serves Kafka, the stand-in only ES.
     kafka: str = "embedded"
+    # Called once the backends, topics, index and sample catalogue are ready and before any
+    # service starts; returns environment to add to every service's (a catalogue profile,
+    # say, whose library index must exist before ingest and gateway check it).
+    prepare: Callable[[BenchStack], dict[str, str]] | None = None
     supervisor: Supervisor = field(init=False)
     settings: CommonSettings = field(init=False)
     catalogue: list[dict[str, Any]] = field(init=False)
@@ -77,6 +82,8 @@ class BenchStack:
                 "LOOKALIKE_POOL_WORKERS": "1",
                 "LOOKALIKE_LOG_LEVEL": "WARNING",
             }
+            if self.prepare is not None:
+                env.update(self.prepare(self))
             self._start("matcher", "lookalike_matcher", self.matcher_port, env)
             for n in range(self.ingest_workers):
                 port = free_port()
