@@ -10,7 +10,7 @@
    stand-in answers an empty fetch at once, so every idle consumer polls it thousands of
    times a second and takes CPU from the work being measured.
    With --profile the same backlog runs twice, each on a fresh stack: into lookalike's own
-   index, and with a catalogue profile into a library's index (bench/library.py) holding
+   index, and with a catalogue profile into a library's index (lookalike_stack/library.py) holding
    one library document per image id before ingest starts, so every write is the profile's
    scripted partial update of the namespace; the table gives both and the ratio.
 
@@ -35,13 +35,19 @@ from pathlib import Path
 from typing import Any
 
 import imagehash
-from library import ALIAS, NAMESPACE, library_document, make_library, write_profile
 from PIL import Image
 from stack import BenchStack, percentile
 
 from lookalike_shared.fingerprint import FINGERPRINT_SIDE, fingerprint_bytes
 from lookalike_shared.imaging import decode_image
 from lookalike_stack.catalogue import publish
+from lookalike_stack.library import (
+    ALIAS,
+    NAMESPACE,
+    create_library_index,
+    library_document,
+    write_profile,
+)
 from lookalike_stack.sample import materialize
 
 PHOTOS = ("img-00001", "img-00003", "img-00004", "img-00006", "img-00008", "img-00009",
@@ -165,7 +171,7 @@ def _library(ids: list[str], folder: Path) -> Any:
             (image_id, library_document(image_id, catalogue[n % len(catalogue)], n))
             for n, image_id in enumerate(ids)
         )
-        asyncio.run(make_library(stack.settings.es_url, documents))
+        asyncio.run(create_library_index(stack.settings.es_url, documents))
         return {"LOOKALIKE_CATALOGUE_PROFILE": str(write_profile(folder))}
 
     return prepare

@@ -287,25 +287,31 @@ async def latency(args: argparse.Namespace) -> None:
         print(f"    {name:34s} {pct(values, 50):7.1f}")
 
 
-# The library's fields a profile reads (bench/library.py's profile); the "lean" copy keeps only
-# these, to tell the cost of the library's other fields on the stand-in from the profile's.
+# The library's fields a profile reads (lookalike_stack.library's profile); the "lean" copy
+# keeps only these, to tell the cost of the library's other fields on the stand-in from the
+# profile's.
 LEAN_FIELDS = ("name", "artist", "created", "dimensions")
 
 
 async def _library_copies(
     es_url: str, ids: list[str], folder: Path
 ) -> tuple[dict[str, Path], dict[str, float]]:
-    """The same documents in two library indexes (bench/library.py): "profile", the library's
-    fields from each document's metadata plus the library's own others (licence,
+    """The same documents in two library indexes (lookalike_stack.library): "profile", the
+    library's fields from each document's metadata plus the library's own others (licence,
     collection, thumbnail, price, an unmapped note), and "lean", only the fields the
     profile reads; both with lookalike's measured fields under the namespace, as ingest
     with a profile leaves them. Returns each one's profile path and each index's mean
     document JSON size (own included: the stand-in parses every document a search scans)."""
     from elasticsearch import AsyncElasticsearch
     from gateway import ALIAS
-    from library import NAMESPACE, library_document, make_library, write_profile
 
     from lookalike_shared.profile import ENRICHMENT_FIELDS
+    from lookalike_stack.library import (
+        NAMESPACE,
+        create_library_index,
+        library_document,
+        write_profile,
+    )
 
     documents: dict[str, list[tuple[str, dict]]] = {"profile": [], "lean": []}
     sizes = {"own": 0.0, "profile": 0.0, "lean": 0.0}
@@ -323,7 +329,7 @@ async def _library_copies(
                 documents["lean"].append((doc["_id"], lean))
     paths = {}
     for name, alias in (("profile", "library-works"), ("lean", "library-lean")):
-        await make_library(es_url, documents[name], alias=alias, with_namespace=True)
+        await create_library_index(es_url, documents[name], alias=alias, with_namespace=True)
         paths[name] = write_profile(folder / name, alias)
     return paths, sizes
 

@@ -13,9 +13,10 @@ from lookalike_gateway.app import init_app
 from lookalike_gateway.settings import GatewaySettings
 from lookalike_shared.profile import ProfileError
 from lookalike_stack.catalogue import publish
+from lookalike_stack.library import profile_text
 from lookalike_stack.processes import free_port
 from tests.fixtures.images import resized_copy, sample_path
-from tests.fixtures.library import PROFILE, Library
+from tests.fixtures.library import Library
 from tests.fixtures.services import Pipeline, start_app, wait_until
 
 NAMESPACE = "lookalike"
@@ -94,9 +95,7 @@ async def test_the_page_config_lists_the_profiles_filters_and_facets(
 async def test_a_profile_that_does_not_fit_the_index_stops_the_gateway(
     library: Library,
 ) -> None:
-    text = PROFILE.format(alias=library.alias).replace(
-        '"artist.display_name" = 2', '"artist.bio" = 2'
-    )
+    text = profile_text(library.alias).replace('"artist.display_name" = 2', '"artist.bio" = 2')
     settings = GatewaySettings(
         **library.settings.model_dump(exclude={"catalogue_profile"}),
         catalogue_profile=str(library.write_profile(text, "bad.toml")),

@@ -22,9 +22,10 @@ from lookalike_ingest.settings import IngestSettings
 from lookalike_shared.kafka import ensure_topics
 from lookalike_shared.profile import ProfileError, load_profile
 from lookalike_stack.catalogue import publish
+from lookalike_stack.library import profile_text
 from lookalike_stack.processes import free_port
 from tests.fixtures.ingest import outcome_count
-from tests.fixtures.library import PROFILE, Library
+from tests.fixtures.library import Library
 from tests.fixtures.services import ready_or_failed, run_pipeline, start_app, wait_until
 
 NAMESPACE = "lookalike"
@@ -173,7 +174,7 @@ async def test_a_profile_that_does_not_fit_the_index_stops_ingest_before_it_writ
     named: str,
 ) -> None:
     root, _ = sample_catalogue
-    text = PROFILE.format(alias=library.alias)
+    text = profile_text(library.alias)
     assert written in text
     bad = library.write_profile(text.replace(written, changed, 1), "bad.toml")
     async with AsyncElasticsearch(library.settings.es_url) as es:

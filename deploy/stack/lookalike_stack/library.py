@@ -1,7 +1,8 @@
-"""A library's own catalogue index for the benchmarks that run with a catalogue profile:
-the same shape as tests/fixtures/library.py (names unlike lookalike's in every field: `name`,
-`artist.display_name`, `created.year`, `dimensions.width_px`, `license_type`, `collection`,
-`thumbnail_href`) and the same profile, without the test fixtures' imports."""
+"""An example of a licensing library's own catalogue index, and the catalogue profile that
+describes it: names unlike lookalike's in every field (`name`, `artist.display_name`,
+`created.year`, `dimensions.width_px`, `license_type`, `collection`, `thumbnail_href`), plus
+fields of the library's own business that lookalike must leave alone (a price, an unmapped
+note). The tests and the benchmarks that run with a profile both build it from here."""
 
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ def library_document(image_id: str, entry: dict[str, Any], n: int) -> dict[str, 
     }
 
 
-async def make_library(
+async def create_library_index(
     es_url: str,
     documents: Iterable[tuple[str, dict[str, Any]]],
     alias: str = ALIAS,
@@ -103,9 +104,14 @@ async def make_library(
         await es.indices.refresh(index=alias)
 
 
+def profile_text(alias: str = ALIAS) -> str:
+    """The profile (TOML) describing the library's index behind `alias`."""
+    return PROFILE.format(alias=alias, namespace=NAMESPACE)
+
+
 def write_profile(folder: Path, alias: str = ALIAS) -> Path:
     """The profile describing the library's index, written to `folder`; its path."""
     path = folder / "profile.toml"
     folder.mkdir(parents=True, exist_ok=True)
-    path.write_text(PROFILE.format(alias=alias, namespace=NAMESPACE))
+    path.write_text(profile_text(alias))
     return path
