@@ -1,5 +1,11 @@
 """The local stack for benchmarks: embedded stand-in, matcher, N ingest workers and a
-gateway as real processes on free loopback ports."""
+gateway as real processes on free loopback ports.
+
+With LOOKALIKE_BENCH_KAFKA and LOOKALIKE_BENCH_ES_URL set, the benchmarks use those servers
+instead of the stand-in: a real Kafka and Elasticsearch (for example `docker compose up -d
+kafka elasticsearch`, then LOOKALIKE_BENCH_KAFKA=localhost:9094
+LOOKALIKE_BENCH_ES_URL=http://localhost:9200), for the figures the stand-in's linear scan
+cannot give. Use empty servers: the benchmarks create their topics and indexes by name."""
 
 from __future__ import annotations
 
@@ -46,7 +52,10 @@ class BenchStack:
     def __enter__(self) -> BenchStack:
         self.supervisor = Supervisor(self.folder / "logs")
         try:
-            if self.kafka == "tansu":
+            external = external_backends()
+            if external is not None:
+                backends = external
+            elif self.kafka == "tansu":
                 es_port = free_port()
                 start_embedded_service(
                     self.supervisor, "elasticsearch", self.folder / "noida", es_port
@@ -120,6 +129,15 @@ class BenchStack:
         url = f"{self.settings.es_url}/{self.settings.es_alias}/_count"
         with urllib.request.urlopen(url, timeout=5) as resp:
             return int(json.load(resp)["count"])
+
+
+def external_backends() -> Backends | None:
+    """Servers named by LOOKALIKE_BENCH_KAFKA and LOOKALIKE_BENCH_ES_URL, if both are set."""
+    kafka = os.environ.get("LOOKALIKE_BENCH_KAFKA")
+    es_url = os.environ.get("LOOKALIKE_BENCH_ES_URL")
+    if not (kafka and es_url):
+        return None
+    return Backends(kafka, es_url)
 
 
 def _process_tree(pid: int) -> list[int]:
