@@ -463,6 +463,9 @@ def hash_everything(
         kept = {
             "indexed": [(originals[i][0], originals[i][1]) for i in indexed],
             "queries": [data for data, _ in made],
+            # the matcher's fingerprints of both, so scratch scripts need not make them again
+            "fingerprints": [hashes[i].lookalike for i in indexed],
+            "query_fingerprints": [h.lookalike for h in queries],
         }
     source = np.array([position.get(i, -1) for _ in FAMILIES for i in queried])
     family = np.array([f for f in FAMILIES for _ in queried])
