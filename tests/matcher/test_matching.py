@@ -16,7 +16,8 @@ from lookalike_matcher.postings import descriptor_keys
 from lookalike_matcher.snapshot import empty_state, keypoint_store, load_snapshot, save_snapshot
 from lookalike_matcher.state import IndexState
 from lookalike_shared.contracts import Fingerprint
-from tests.fixtures.images import watermarked
+from lookalike_shared.fingerprint import fingerprint_bytes
+from tests.fixtures.images import jpeg_bytes, sample_path, watermarked
 from tests.fixtures.matcher import (
     SAMPLE_IDS,
     png_fingerprint,
@@ -71,6 +72,32 @@ def test_quarter_crop_no_hash_window_meets_is_found_through_its_keypoints(
     assert region.x == pytest.approx(0.45, abs=0.03) and region.y == pytest.approx(0.1, abs=0.03)
     assert region.w == pytest.approx(0.5, abs=0.03) and region.h == pytest.approx(0.5, abs=0.03)
     assert match.overlap.target == pytest.approx(0.25, abs=0.03)
+
+
+def pale(im: Image.Image) -> Image.Image:
+    """A faint print: the picture's grey levels squeezed into 240-252, as a pencil sketch or a
+    washed-out scan has them. FAST finds next to no corners at its usual contrast."""
+    grey = np.asarray(im.convert("L"), dtype=np.float32)
+    return Image.fromarray((240 + grey * (12 / 255)).astype(np.uint8)).convert("RGB")
+
+
+def test_a_crop_of_a_faint_picture_is_found_through_its_keypoints(
+    sample_fingerprints: dict[str, Fingerprint], sample_catalogue: tuple[Path, Any]
+) -> None:
+    root, _ = sample_catalogue
+    index = FingerprintIndex()
+    for image_id, fingerprint in sample_fingerprints.items():
+        if image_id != "img-00020":  # the faint print's own original would be found too
+            index.upsert(image_id, 1, fingerprint)
+    with Image.open(sample_path(root, "img-00020")) as img:
+        faint = pale(img.convert("RGB"))
+    index.upsert("faint", 1, png_fingerprint(faint))
+    w, h = faint.size  # the quarter quarter_crop takes, a little in from the edges
+    quarter = faint.crop((int(w * 0.45), int(h * 0.1), int(w * 0.95), int(h * 0.6)))
+    query = fingerprint_bytes(jpeg_bytes(quarter, 90), query=True)
+    match = best(index, query)
+    assert (match.image_id, match.match) == ("faint", "duplicate")
+    assert match.overlap.target == pytest.approx(0.25, abs=0.05)
 
 
 def test_framed_copy_is_found_with_the_artwork_filling_the_frame_opening(
