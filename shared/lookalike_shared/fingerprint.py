@@ -302,6 +302,18 @@ def turned_centre_hashes(source: Array) -> list[str]:
 # --- local features ---------------------------------------------------------------------------
 
 
+# A faint picture (a pale print, a glass or a white balloon on white, a smooth wallpaper)
+# gives FAST few corners at its usual contrast threshold, and then only its whole-picture
+# hashes can find it: no crop, turn or tilt of it. Under FEW_KEYPOINTS its grey levels are
+# stretched to the full range and FAST asked again at a lower threshold. On the dev part of
+# bench/robustness.py this took recall on crop_20 from 0.943 to 0.987, crop_50 0.880 to
+# 0.930, rotate_4 0.918 to 0.962, tilt 0.943 to 0.975; it also let a faint moon's outline
+# match round smileys (two false pairs on report: bench/README.md).
+FEW_KEYPOINTS = 64
+FAINT_FAST_THRESHOLD = 5
+USUAL_FAST_THRESHOLD = 12
+
+
 def orb_keypoints(grey: Array) -> str | None:
     """ORB keypoints of the content, packed as pack_keypoints; None when there are too few to
     verify anything with (smooth images: gradients, colour fields)."""
@@ -316,17 +328,6 @@ def orb_keypoints(grey: Array) -> str | None:
     order = np.argsort([-k.response for k in found])[:ORB_FEATURES]
     xy = np.array([found[i].pt for i in order], dtype=np.float64)
     return pack_keypoints(pixels.shape[1], pixels.shape[0], xy, descriptors[order])
-
-
-# A faint picture (a pale print, a glass or a white balloon on white, a smooth wallpaper)
-# gives FAST few corners at its usual contrast threshold, and then only its whole-picture
-# hashes can find it: no crop, turn or tilt of it. Under FEW_KEYPOINTS its grey levels are
-# stretched to the full range and FAST asked again at a lower threshold. On the dev part of
-# bench/robustness.py this took recall on crop_20 from 0.943 to 0.987, crop_50 0.880 to
-# 0.930, rotate_4 0.918 to 0.962, tilt 0.943 to 0.975 (bench/README.md).
-FEW_KEYPOINTS = 64
-FAINT_FAST_THRESHOLD = 5
-USUAL_FAST_THRESHOLD = 12
 
 
 def _orb(pixels: Array, threshold: int) -> tuple[list[Any], Array | None]:

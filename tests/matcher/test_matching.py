@@ -92,7 +92,7 @@ def test_a_crop_of_a_faint_picture_is_found_through_its_keypoints(
     with Image.open(sample_path(root, "img-00020")) as img:
         faint = pale(img.convert("RGB"))
     index.upsert("faint", 1, png_fingerprint(faint))
-    w, h = faint.size  # the quarter quarter_crop takes, a little in from the edges
+    w, h = faint.size  # the upper right quarter, a little in from the edges (as quarter_crop)
     quarter = faint.crop((int(w * 0.45), int(h * 0.1), int(w * 0.95), int(h * 0.6)))
     query = fingerprint_bytes(jpeg_bytes(quarter, 90), query=True)
     match = best(index, query)
