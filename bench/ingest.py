@@ -10,7 +10,7 @@
    stand-in answers an empty fetch at once, so every idle consumer polls it thousands of
    times a second and takes CPU from the work being measured.
    With --profile the same backlog runs twice, each on a fresh stack: into lookalike's own
-   index, and with a catalogue profile into a library's index (lookalike_stack/library.py) holding
+   index, and with a catalogue profile into a library's index (lookalike_stack.library) holding
    one library document per image id before ingest starts, so every write is the profile's
    scripted partial update of the namespace; the table gives both and the ratio.
 

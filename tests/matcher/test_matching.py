@@ -16,14 +16,14 @@ from lookalike_matcher.postings import descriptor_keys
 from lookalike_matcher.snapshot import empty_state, keypoint_store, load_snapshot, save_snapshot
 from lookalike_matcher.state import IndexState
 from lookalike_shared.contracts import Fingerprint
-from lookalike_shared.fingerprint import fingerprint_bytes
-from tests.fixtures.images import jpeg_bytes, sample_path, watermarked
+from tests.fixtures.images import sample_path, watermarked
 from tests.fixtures.matcher import (
     SAMPLE_IDS,
     png_fingerprint,
     quarter_crop,
     stored_keypoints,
     transformed_fingerprint,
+    upper_right_quarter,
 )
 
 
@@ -92,9 +92,7 @@ def test_a_crop_of_a_faint_picture_is_found_through_its_keypoints(
     with Image.open(sample_path(root, "img-00020")) as img:
         faint = pale(img.convert("RGB"))
     index.upsert("faint", 1, png_fingerprint(faint))
-    w, h = faint.size  # the upper right quarter, a little in from the edges (as quarter_crop)
-    quarter = faint.crop((int(w * 0.45), int(h * 0.1), int(w * 0.95), int(h * 0.6)))
-    query = fingerprint_bytes(jpeg_bytes(quarter, 90), query=True)
+    query = transformed_fingerprint(root, "img-00020", lambda im: upper_right_quarter(pale(im)))
     match = best(index, query)
     assert (match.image_id, match.match) == ("faint", "duplicate")
     assert match.overlap.target == pytest.approx(0.25, abs=0.05)
