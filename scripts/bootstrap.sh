@@ -1,5 +1,6 @@
 # Sourced by run-local.sh and test.sh: make .venv with the project installed, once per
-# change of pyproject.toml. Needs only Python 3.11+ and network access to PyPI.
+# change of pyproject.toml or constraints.txt. Needs only Python 3.11+ and network access
+# to PyPI.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${LOOKALIKE_VENV:-$ROOT/.venv}"
@@ -21,11 +22,13 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "[lookalike] creating virtual environment in $VENV"
   "$(find_python)" -m venv "$VENV"
 fi
-STAMP="$VENV/.installed-$EXTRAS-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+# The pinned versions (constraints.txt) decide the fingerprints: a change of either file
+# installs again.
+STAMP="$VENV/.installed-$EXTRAS-$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -c1-16)"
 if [ ! -f "$STAMP" ]; then
   echo "[lookalike] installing lookalike[$EXTRAS] and its dependencies (first run only)"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[$EXTRAS]"
+  "$VENV/bin/python" -m pip install --quiet -c "$ROOT/constraints.txt" -e "$ROOT[$EXTRAS]"
   rm -f "$VENV"/.installed-"$EXTRAS"-*
   touch "$STAMP"
 fi

@@ -543,6 +543,24 @@ def test_image_is_built_in_stages_from_python_311_slim_with_a_wheel_build() -> N
     assert any("--no-index" in run for run in final_runs), "final stage installs from PyPI"
 
 
+def test_image_is_built_from_the_pinned_versions() -> None:
+    copied = [
+        part.strip("./")
+        for keyword, arguments in dockerfile_instructions()
+        if keyword == "COPY" and "--from" not in arguments
+        for part in arguments.split()[:-1]
+    ]
+    assert "constraints.txt" in copied, "constraints.txt is not in the build stage"
+    wheel_builds = [
+        arguments
+        for keyword, arguments in dockerfile_instructions()
+        if keyword == "RUN" and "pip wheel" in arguments
+    ]
+    assert wheel_builds, "no wheel build"
+    for run in wheel_builds:
+        assert re.search(r"(--constraint|-c)[ =]constraints\.txt", run), f"unpinned: {run}"
+
+
 def test_image_runs_the_compose_command_as_a_python_module() -> None:
     [entrypoint] = [arguments for keyword, arguments in final_stage() if keyword == "ENTRYPOINT"]
     assert json.loads(entrypoint) == ["python", "-m"]
@@ -577,7 +595,7 @@ def test_dockerignore_keeps_local_state_out_and_the_sources_in() -> None:
     roots = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"][
         "find"
     ]["where"]
-    for path in [*roots, "pyproject.toml"]:
+    for path in [*roots, "pyproject.toml", "constraints.txt"]:
         for pattern in patterns:
             assert not pattern.startswith("!"), "negations make this check unreliable"
             assert not fnmatch.fnmatch(path, pattern.rstrip("/")), f"{pattern} hides {path}"
