@@ -1,7 +1,7 @@
 """The local stack's supervisor, with real (tiny) child processes: a child that dies is
 restarted after a backoff, with what it started stopped first; one that keeps dying
 straight away stops the stack with its log tail; one that stays up between deaths is
-restarted every time."""
+restarted every time, unless it never got ready again."""
 
 from __future__ import annotations
 
@@ -134,6 +134,23 @@ def test_a_child_that_stays_up_between_deaths_is_restarted_every_time(
     supervise_until(supervisor, lambda: len(delays_said(caplog, "flaky")) == 4)
 
     assert delays_said(caplog, "flaky") == [0.1] * 4  # the backoff starts over each time
+
+
+def test_a_child_that_lives_long_but_never_gets_ready_again_counts_as_dying_in_a_row(
+    supervisors: Callable[[RestartPolicy], Supervisor], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="lookalike_stack")
+    policy = RestartPolicy(first_delay=0.1, max_delay=5, stable_after=0.3, give_up_after=3)
+    supervisor = supervisors(policy)
+    child = supervisor.start("slow", ["sh", "-c", "sleep 0.6; exit 1"])
+    # It was ready once (as wait_ready leaves a part); after a restart it never is again.
+    child.ready, child.ready_check = True, lambda: False
+
+    with pytest.raises(StackError) as raised:
+        supervise_until(supervisor, lambda: False, timeout=20)
+
+    assert "slow stopped (code 1) 3 times in a row" in str(raised.value)
+    assert delays_said(caplog, "slow") == [0.1, 0.2]  # only its first run had stayed up
 
 
 def test_children_stop_on_sigterm_even_when_the_launcher_ignores_it(

@@ -86,8 +86,9 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], name: str, timeout: 
 class RestartPolicy:
     """How a supervised child that dies is restarted: after `first_delay` seconds, doubling
     with each death in a row up to `max_delay`. A child that stayed up `stable_after` seconds
-    starts again from `first_delay`; `give_up_after` deaths in a row without staying up that
-    long mean it cannot run (bad config, a port taken), and the stack stops."""
+    (and was ready again, if it has a readiness check) starts again from `first_delay`;
+    `give_up_after` deaths in a row without staying up mean it cannot run (bad config, a
+    port taken), and the stack stops."""
 
     first_delay: float = 1.0
     max_delay: float = 30.0
@@ -198,8 +199,12 @@ class Supervisor:
     def _schedule_restart(self, child: Child, code: int, policy: RestartPolicy, now: float) -> None:
         # What the dead leader started (a process pool) dies with it, before anything new.
         _signal_group(child.proc, signal.SIGKILL)
-        if now - child.started_at >= policy.stable_after:
-            child.deaths_in_a_row = 0  # it had stayed up: start the backoff again
+        # Stayed up: lived stable_after seconds and, if it has a readiness check, became ready
+        # again. A part that starts slowly and then fails (a taken port found after a long
+        # replay) would otherwise never count as dying in a row, and be restarted forever.
+        stayed_up = now - child.started_at >= policy.stable_after
+        if stayed_up and (child.ready or child.ready_check is None):
+            child.deaths_in_a_row = 0  # start the backoff again
         child.deaths_in_a_row += 1
         if child.deaths_in_a_row >= policy.give_up_after:
             raise StackError(
