@@ -11,11 +11,14 @@ from PIL import Image, ImageDraw
 
 from lookalike_matcher import index as index_module
 from lookalike_matcher.candidates import NO_HASH_PAIR
+from lookalike_matcher.compare import compare
 from lookalike_matcher.index import FingerprintIndex
 from lookalike_matcher.postings import descriptor_keys
 from lookalike_matcher.snapshot import empty_state, keypoint_store, load_snapshot, save_snapshot
 from lookalike_matcher.state import IndexState
+from lookalike_matcher.verify import Keypoints, verify_local
 from lookalike_shared.contracts import Fingerprint
+from lookalike_shared.fingerprint import pack_keypoints
 from tests.fixtures.images import sample_path, watermarked
 from tests.fixtures.matcher import (
     SAMPLE_IDS,
@@ -72,6 +75,35 @@ def test_quarter_crop_no_hash_window_meets_is_found_through_its_keypoints(
     assert region.x == pytest.approx(0.45, abs=0.03) and region.y == pytest.approx(0.1, abs=0.03)
     assert region.w == pytest.approx(0.5, abs=0.03) and region.h == pytest.approx(0.5, abs=0.03)
     assert match.overlap.target == pytest.approx(0.25, abs=0.03)
+
+
+def with_agreeing_keypoints(query: Fingerprint, original: Fingerprint, count: int) -> Fingerprint:
+    """The query with only `count` of its keypoints, all of them ones its match with the
+    original agrees on, spread over the inliers in their order."""
+    assert query.keypoints
+    mine = Keypoints.from_text(query.keypoints)
+    match = verify_local(mine, stored_keypoints(original))
+    assert match is not None and match.inliers >= 2 * count
+    agreeing = match.pairs[:: match.inliers // count][:count, :2] * (mine.width, mine.height)
+    chosen = [int(np.argmin(np.hypot(*(mine.xy - point).T))) for point in agreeing]
+    packed = pack_keypoints(mine.width, mine.height, mine.xy[chosen], mine.descriptors[chosen])
+    return query.model_copy(update={"keypoints": packed})
+
+
+def test_a_dozen_agreeing_keypoints_are_too_few_for_a_duplicate(
+    sample_catalogue: tuple[Path, Any], sample_fingerprints: dict[str, Fingerprint]
+) -> None:
+    # Two pictures that share only a drawn outline (a road sign's red triangle around
+    # different symbols) agree on 11-12 keypoints; copies of one artwork on more.
+    root, _ = sample_catalogue
+    query = quarter_crop(root, "img-00020")  # only keypoints tie it to its original
+    original = sample_fingerprints["img-00020"]
+
+    dozen = compare(with_agreeing_keypoints(query, original, 12), original)
+    assert (dozen.evidence, len(dozen.inliers), dozen.duplicate) == ("keypoints", 12, False)
+
+    enough = compare(with_agreeing_keypoints(query, original, 16), original)
+    assert (enough.evidence, len(enough.inliers), enough.duplicate) == ("keypoints", 16, True)
 
 
 def pale(im: Image.Image) -> Image.Image:
