@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lookalike_stack.processes import RestartPolicy, StackError, Supervisor
+from lookalike_stack.processes import Child, RestartPolicy, StackError, Supervisor
 
 
 @pytest.fixture
@@ -123,13 +123,22 @@ def test_a_child_that_keeps_dying_straight_away_stops_with_its_log_tail(
     assert delays_said(caplog, "crasher") == [0.1, 0.2, 0.3, 0.3]  # doubling, capped
 
 
+def living_longer_than_stable_after(
+    supervisors: Callable[[RestartPolicy], Supervisor], name: str, give_up_after: int
+) -> tuple[Supervisor, Child]:
+    """A child that dies after 0.6 s each run, twice `stable_after`."""
+    policy = RestartPolicy(
+        first_delay=0.1, max_delay=5, stable_after=0.3, give_up_after=give_up_after
+    )
+    supervisor = supervisors(policy)
+    return supervisor, supervisor.start(name, ["sh", "-c", "sleep 0.6; exit 1"])
+
+
 def test_a_child_that_stays_up_between_deaths_is_restarted_every_time(
     supervisors: Callable[[RestartPolicy], Supervisor], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("INFO", logger="lookalike_stack")
-    policy = RestartPolicy(first_delay=0.1, max_delay=5, stable_after=0.3, give_up_after=2)
-    supervisor = supervisors(policy)
-    supervisor.start("flaky", ["sh", "-c", "sleep 0.6; exit 1"])
+    supervisor, _ = living_longer_than_stable_after(supervisors, "flaky", give_up_after=2)
 
     supervise_until(supervisor, lambda: len(delays_said(caplog, "flaky")) == 4)
 
@@ -140,9 +149,7 @@ def test_a_child_that_lives_long_but_never_gets_ready_again_counts_as_dying_in_a
     supervisors: Callable[[RestartPolicy], Supervisor], caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("INFO", logger="lookalike_stack")
-    policy = RestartPolicy(first_delay=0.1, max_delay=5, stable_after=0.3, give_up_after=3)
-    supervisor = supervisors(policy)
-    child = supervisor.start("slow", ["sh", "-c", "sleep 0.6; exit 1"])
+    supervisor, child = living_longer_than_stable_after(supervisors, "slow", give_up_after=3)
     # It was ready once (as wait_ready leaves a part); after a restart it never is again.
     child.ready, child.ready_check = True, lambda: False
 
