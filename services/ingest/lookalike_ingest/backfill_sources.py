@@ -125,7 +125,9 @@ def _json_value(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class JsonLinesSource:
+class _FileSource:
+    """An export in one file, named by its path."""
+
     path: Path
     columns: ColumnMap = field(default_factory=ColumnMap)
     resumable: bool = False
@@ -134,6 +136,8 @@ class JsonLinesSource:
     def name(self) -> str:
         return f"file:{self.path.resolve()}"
 
+
+class JsonLinesSource(_FileSource):
     def count(self, after: Any = None) -> int:
         with self.path.open(encoding="utf-8") as lines:
             return sum(1 for line in lines if line.strip())
@@ -154,16 +158,7 @@ class JsonLinesSource:
                 yield Row(f"line {number}", self.columns.apply(record))
 
 
-@dataclass(frozen=True)
-class CsvSource:
-    path: Path
-    columns: ColumnMap = field(default_factory=ColumnMap)
-    resumable: bool = False
-
-    @property
-    def name(self) -> str:
-        return f"file:{self.path.resolve()}"
-
+class CsvSource(_FileSource):
     def count(self, after: Any = None) -> int:
         with self.path.open(encoding="utf-8", newline="") as handle:
             reader = csv.reader(handle)
