@@ -24,7 +24,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 # The pinned versions (constraints.txt) decide the fingerprints: a change of either file
 # installs again.
-STAMP="$VENV/.installed-$EXTRAS-$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -c1-16)"
+INPUTS="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -c1-16)"
+STAMP="$VENV/.installed-$EXTRAS-$INPUTS"
 if [ ! -f "$STAMP" ]; then
   echo "[lookalike] installing lookalike[$EXTRAS] and its dependencies (first run only)"
   "$VENV/bin/python" -m pip install --quiet --upgrade pip
