@@ -197,6 +197,16 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return instructions
 
 
+def copied_from_the_context() -> list[str]:
+    """What the Dockerfile's COPY instructions take from the build context (not from a stage)."""
+    return [
+        part.strip("./")
+        for keyword, arguments in dockerfile_instructions()
+        if keyword == "COPY" and "--from" not in arguments
+        for part in arguments.split()[:-1]
+    ]
+
+
 def final_stage() -> list[tuple[str, str]]:
     instructions = dockerfile_instructions()
     last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
@@ -544,13 +554,7 @@ def test_image_is_built_in_stages_from_python_311_slim_with_a_wheel_build() -> N
 
 
 def test_image_is_built_from_the_pinned_versions() -> None:
-    copied = [
-        part.strip("./")
-        for keyword, arguments in dockerfile_instructions()
-        if keyword == "COPY" and "--from" not in arguments
-        for part in arguments.split()[:-1]
-    ]
-    assert "constraints.txt" in copied, "constraints.txt is not in the build stage"
+    assert "constraints.txt" in copied_from_the_context(), "constraints.txt is not copied"
     wheel_builds = [
         arguments
         for keyword, arguments in dockerfile_instructions()
@@ -575,10 +579,7 @@ def test_image_copies_every_package_root_that_pyproject_lists() -> None:
     roots = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"][
         "find"
     ]["where"]
-    copied = []
-    for keyword, arguments in dockerfile_instructions():
-        if keyword == "COPY" and "--from" not in arguments:
-            copied.extend(part.strip("./") for part in arguments.split()[:-1])
+    copied = copied_from_the_context()
     for root in roots:
         assert any(root == c or root.startswith(f"{c}/") for c in copied), f"{root} not copied"
     assert "pyproject.toml" in copied
